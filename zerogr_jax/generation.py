@@ -1,0 +1,176 @@
+"""Compiled batched sampling with a KV cache inside one `jax.lax.while_loop`.
+
+Greedy, temperature, top-k, top-p and a repetition penalty; left-padded prompts; per-row EOS stop; a logits hook
+for constraints. Every per-call number (temperature, top-p, top-k, penalty) is a traced array, so a new value
+does not recompile; only shapes (batch, prompt length, max_new_tokens) and the hook are static.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Protocol
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from zerogr_jax.models import llama
+
+NEG_INF = -1e30
+
+
+@flax.struct.dataclass
+class SamplingParams:
+    """Per-row sampling numbers, each [B] (or broadcastable scalars). temperature 0 = greedy."""
+
+    temperature: jax.Array
+    top_p: jax.Array
+    top_k: jax.Array  # 0 = off
+    repetition_penalty: jax.Array  # 1 = off (HF semantics: divide positive logits, multiply negative ones)
+
+    @classmethod
+    def make(cls, batch: int, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0) -> "SamplingParams":
+        full = lambda v, dt: jnp.broadcast_to(jnp.asarray(v, dt), (batch,))
+        return cls(full(temperature, jnp.float32), full(top_p, jnp.float32), full(top_k, jnp.int32),
+                   full(repetition_penalty, jnp.float32))
+
+
+class LogitsHook(Protocol):
+    """Constraint plug-in: state is any pytree carried through the loop."""
+
+    def init(self, batch: int) -> Any: ...
+
+    def process(self, state: Any, logits: jax.Array) -> jax.Array: ...  # [B, V] -> [B, V] (masked)
+
+    def advance(self, state: Any, tokens: jax.Array) -> Any: ...  # tokens [B]
+
+
+@flax.struct.dataclass
+class GenerateOutput:
+    tokens: jax.Array  # [B, N] int32, pad_id after a row's EOS
+    lengths: jax.Array  # [B] int32, generated tokens including the EOS
+    logprobs: jax.Array  # [B] float32, sum of log-probabilities (at temperature 1, after the hook) of the tokens
+
+
+@flax.struct.dataclass
+class _LoopState:
+    step: jax.Array
+    tokens: jax.Array  # [B, N]
+    done: jax.Array  # [B]
+    lengths: jax.Array  # [B]
+    logprobs: jax.Array  # [B]
+    logits: jax.Array  # [B, V] next-token logits
+    seen: jax.Array  # [B, V] bool, tokens present (repetition penalty)
+    cache: llama.KVCache
+    rng: jax.Array
+    hook_state: Any
+
+
+def apply_repetition_penalty(logits, seen, penalty):
+    p = penalty[:, None]
+    penalised = jnp.where(logits > 0, logits / p, logits * p)
+    return jnp.where(seen, penalised, logits)
+
+
+def filter_top_k_top_p(logits: jax.Array, top_k: jax.Array, top_p: jax.Array) -> jax.Array:
+    """Masks logits outside the top-k / nucleus (top-p) sets; [B, V] -> [B, V]. Skips the sort when both are off."""
+
+    def filtered(logits):
+        sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]  # [B, V] descending
+        vocab = logits.shape[-1]
+        k = jnp.where(top_k > 0, jnp.minimum(top_k, vocab), vocab)
+        kth = jnp.take_along_axis(sorted_logits, (k - 1)[:, None], axis=-1)
+        probs = jax.nn.softmax(sorted_logits, axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly before each sorted token
+        keep_sorted = before < top_p[:, None]
+        cutoff = jnp.min(jnp.where(keep_sorted, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+        return jnp.where((logits >= kth) & (logits >= cutoff), logits, NEG_INF)
+
+    active = jnp.any(top_k > 0) | jnp.any(top_p < 1.0)
+    return jax.lax.cond(active, filtered, lambda x: x, logits)
+
+
+def sample_tokens(rng, logits: jax.Array, params: SamplingParams) -> jax.Array:
+    """One token per row: argmax where temperature == 0, else a draw from the filtered, tempered distribution."""
+    greedy = jnp.argmax(logits, axis=-1)
+    t = jnp.maximum(params.temperature, 1e-6)[:, None]
+    filtered = filter_top_k_top_p(logits / t, params.top_k, params.top_p)
+    drawn = jax.random.categorical(rng, filtered, axis=-1)
+    return jnp.where(params.temperature > 0, drawn, greedy).astype(jnp.int32)
+
+
+def prompt_positions(mask: jax.Array) -> jax.Array:
+    """RoPE positions counted from each row's first real token (left padding gets position 0)."""
+    return jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, cache_len: int):
+    """Runs the prompt [B, P] into a fresh cache of `cache_len` slots.
+
+    Returns (last-position logits [B, V], cache, kv_mask [B, cache_len], next position [B]).
+    """
+    b, p = tokens.shape
+    cache = llama.init_cache(cfg, b, cache_len)
+    kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
+    positions = prompt_positions(mask)
+    logits, cache = llama.forward(params, cfg, tokens, positions, cache, 0, kv_mask)
+    return logits[:, -1], cache, kv_mask, positions[:, -1] + 1
+
+
+def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_mask: jax.Array, rng: jax.Array,
+             sampling: SamplingParams, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
+             hook: LogitsHook | None = None) -> GenerateOutput:
+    """Samples up to `max_new_tokens` per row; a row stops at its first EOS. Pure; jit it (see `compile_generate`)."""
+    b, p = prompt_tokens.shape
+    logits, cache, kv_mask, next_pos = prefill(params, cfg, prompt_tokens, prompt_mask, p + max_new_tokens)
+    vocab = logits.shape[-1]
+    seen = jnp.zeros((b, vocab), bool).at[jnp.arange(b)[:, None], prompt_tokens].max(prompt_mask)
+    eos = jnp.asarray(eos_ids, jnp.int32)
+
+    state = _LoopState(
+        step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
+        done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32), logprobs=jnp.zeros((b,), jnp.float32),
+        logits=logits, seen=seen, cache=cache, rng=rng,
+        hook_state=hook.init(b) if hook is not None else None)
+
+    def cond(s: _LoopState):
+        return (s.step < max_new_tokens) & ~jnp.all(s.done)
+
+    def body(s: _LoopState):
+        logits = apply_repetition_penalty(s.logits, s.seen, sampling.repetition_penalty)
+        if hook is not None:
+            logits = hook.process(s.hook_state, logits)
+        token = sample_tokens(jax.random.fold_in(s.rng, s.step), logits, sampling)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), token[:, None], -1)[:, 0]
+        token = jnp.where(s.done, pad_id, token)
+        hook_state = hook.advance(s.hook_state, token) if hook is not None else None
+        new_logits, cache = llama.forward(
+            params, cfg, token[:, None], (next_pos + s.step)[:, None], s.cache, p + s.step, kv_mask)
+        finished = jnp.isin(token, eos)
+        return _LoopState(
+            step=s.step + 1, tokens=s.tokens.at[:, s.step].set(token), done=s.done | finished,
+            lengths=s.lengths + (~s.done).astype(jnp.int32), logprobs=s.logprobs + jnp.where(s.done, 0.0, logp),
+            logits=new_logits[:, 0], seen=s.seen.at[jnp.arange(b), token].set(True), cache=cache, rng=s.rng,
+            hook_state=hook_state)
+
+    s = jax.lax.while_loop(cond, body, state)
+    return GenerateOutput(tokens=s.tokens, lengths=s.lengths, logprobs=s.logprobs)
+
+
+def compile_generate(cfg: llama.LlamaConfig, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
+                     mesh=None, param_shardings=None, hook: LogitsHook | None = None):
+    """`jax.jit` of `generate` with the batch sharded over the mesh's data axes and params as given."""
+    fn = functools.partial(generate, cfg=cfg, max_new_tokens=max_new_tokens, eos_ids=tuple(eos_ids),
+                           pad_id=pad_id, hook=hook)
+    fn = lambda params, tokens, mask, rng, sampling, _fn=fn: _fn(params, prompt_tokens=tokens, prompt_mask=mask,
+                                                                  rng=rng, sampling=sampling)
+    if mesh is None:
+        return jax.jit(fn)
+    from zerogr_jax import sharding as shd
+    row = shd.batch_sharding(mesh, 1)
+    mat = shd.batch_sharding(mesh, 2)
+    sampling_sh = SamplingParams(row, row, row, row)
+    out_sh = GenerateOutput(tokens=mat, lengths=row, logprobs=row)
+    return jax.jit(fn, in_shardings=(param_shardings, mat, mat, shd.replicated(mesh), sampling_sh),
+                   out_shardings=out_sh)
