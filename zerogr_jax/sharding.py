@@ -62,13 +62,15 @@ class MeshConfig:
 def make_mesh(config: MeshConfig = MeshConfig(), devices: Sequence[jax.Device] | None = None) -> Mesh:
     """Builds the (data, fsdp, tensor) mesh over `devices` (default: all devices of all processes).
 
-    `jax.make_mesh`'s device order keeps the tensor axis on the fastest interconnect (ICI before DCN).
+    `jax.make_mesh`'s device order keeps the tensor axis on the fastest interconnect (ICI before DCN). Axes are
+    `Auto` (GSPMD propagation from the in/out shardings we declare), not JAX's newer explicit-sharding mode.
     """
     devices = list(devices) if devices is not None else jax.devices()
     shape = config.shape(len(devices))
+    auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
     if devices == jax.devices():
-        return jax.make_mesh(shape, MESH_AXES, devices=devices)
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+        return jax.make_mesh(shape, MESH_AXES, devices=devices, axis_types=auto)
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=auto)
 
 
 def logical_to_spec(logical_axes: Sequence[str | None], rules=LOGICAL_RULES) -> P:

@@ -1,0 +1,34 @@
+"""Sharding on a simulated 8-device CPU mesh (data=2, fsdp=2, tensor=2), run in a subprocess."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from zerogr_jax import sharding as shd
+
+SCRIPTS = pathlib.Path(__file__).parent / "scripts"
+
+
+def test_sharded_forward_equals_unsharded(tiny_hf_dir):
+    env = dict(os.environ, XLA_FLAGS="")
+    res = subprocess.run([sys.executable, str(SCRIPTS / "sharded_forward.py"), str(tiny_hf_dir)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]
+
+
+def test_logical_rules():
+    assert shd.logical_to_spec(("layers", "embed", "heads", "head_dim")) == P(None, "fsdp", "tensor", None)
+    assert shd.logical_to_spec(("batch", "length", "embed")) == P(("data", "fsdp"), None, None)
+    assert shd.logical_to_spec(("vocab", "embed")) == P("tensor", "fsdp")
+
+
+def test_mesh_shape_rest_axis():
+    assert shd.MeshConfig(data=-1, fsdp=2, tensor=2).shape(16) == (4, 2, 2)
+    with pytest.raises(ValueError, match="at most one mesh axis may be -1"):
+        shd.MeshConfig(data=-1, fsdp=-1).shape(8)
+    with pytest.raises(ValueError, match="do not split"):
+        shd.MeshConfig(data=-1, fsdp=3).shape(8)
