@@ -122,3 +122,14 @@ def test_repetition_penalty_discourages_repeats(tiny_model):
         return sum(len(r) - len(set(r) - set(p)) for r, p in zip(map(list, rows), prompts))
 
     assert repeats(penalised.tokens, PROMPTS) < repeats(plain.tokens, PROMPTS)
+
+
+def test_num_samples_share_one_prefill(tiny_model):
+    cfg, params = tiny_model
+    tokens, mask = tokenization.left_pad(PROMPTS, PAD)
+    greedy = run(cfg, params, n=5)
+    fn = generation.compile_generate(cfg, max_new_tokens=5, eos_ids=(-1,), pad_id=PAD, num_samples=2)
+    out = fn(params, tokens, mask, jax.random.key(0), generation.SamplingParams.make(6))
+    np.testing.assert_array_equal(np.asarray(out.tokens), np.repeat(greedy.tokens, 2, axis=0))
+    hot = fn(params, tokens, mask, jax.random.key(0), generation.SamplingParams.make(6, temperature=2.0))
+    assert hot.tokens.shape == (6, 5)

@@ -120,12 +120,21 @@ def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, 
 
 def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_mask: jax.Array, rng: jax.Array,
              sampling: SamplingParams, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
-             hook: LogitsHook | None = None) -> GenerateOutput:
-    """Samples up to `max_new_tokens` per row; a row stops at its first EOS. Pure; jit it (see `compile_generate`)."""
-    b, p = prompt_tokens.shape
+             hook: LogitsHook | None = None, num_samples: int = 1) -> GenerateOutput:
+    """Samples up to `max_new_tokens` per row; a row stops at its first EOS. Pure; jit it (see `compile_generate`).
+
+    With `num_samples` > 1 each prompt is prefilled once and its cache shared by `num_samples` consecutive output
+    rows (`sampling` and the outputs then have B * num_samples rows).
+    """
+    p = prompt_tokens.shape[1]
     logits, cache, kv_mask, next_pos = prefill(params, cfg, prompt_tokens, prompt_mask, p + max_new_tokens)
-    vocab = logits.shape[-1]
-    seen = jnp.zeros((b, vocab), bool).at[jnp.arange(b)[:, None], prompt_tokens].max(prompt_mask)
+    seen_rows = jnp.zeros((prompt_tokens.shape[0], logits.shape[-1]), bool)
+    seen_rows = seen_rows.at[jnp.arange(prompt_tokens.shape[0])[:, None], prompt_tokens].max(prompt_mask)
+    if num_samples > 1:
+        rep = lambda x, axis=0: jnp.repeat(x, num_samples, axis=axis)
+        logits, kv_mask, next_pos, seen_rows = rep(logits), rep(kv_mask), rep(next_pos), rep(seen_rows)
+        cache = llama.KVCache(k=rep(cache.k, 1), v=rep(cache.v, 1))
+    b, seen = logits.shape[0], seen_rows
     eos = jnp.asarray(eos_ids, jnp.int32)
 
     state = _LoopState(
@@ -159,10 +168,10 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
 
 
 def compile_generate(cfg: llama.LlamaConfig, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
-                     mesh=None, param_shardings=None, hook: LogitsHook | None = None):
+                     mesh=None, param_shardings=None, hook: LogitsHook | None = None, num_samples: int = 1):
     """`jax.jit` of `generate` with the batch sharded over the mesh's data axes and params as given."""
     fn = functools.partial(generate, cfg=cfg, max_new_tokens=max_new_tokens, eos_ids=tuple(eos_ids),
-                           pad_id=pad_id, hook=hook)
+                           pad_id=pad_id, hook=hook, num_samples=num_samples)
     fn = lambda params, tokens, mask, rng, sampling, _fn=fn: _fn(params, prompt_tokens=tokens, prompt_mask=mask,
                                                                   rng=rng, sampling=sampling)
     if mesh is None:

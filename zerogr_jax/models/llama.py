@@ -259,3 +259,11 @@ def forward(params: Params, cfg: LlamaConfig, tokens: jax.Array, positions: jax.
         kv_mask = jnp.ones((tokens.shape[0], s), bool)
     cache_index = jnp.asarray(cache_index, jnp.int32)
     return Llama(cfg).apply({"params": params}, tokens, positions, cache, cache_index, kv_mask, return_hidden)
+
+
+def truncate_layers(params: Params, cfg: LlamaConfig, num_layers: int) -> tuple[Params, LlamaConfig]:
+    """Keeps the first `num_layers` decoder layers (a cheaper retriever for CPU runs; the final norm and head stay)."""
+    if not 0 < num_layers <= cfg.num_layers:
+        raise ValueError(f"num_layers must be in 1..{cfg.num_layers}, got {num_layers}")
+    layers = jax.tree.map(lambda a: a[:num_layers], params["layers"])
+    return {**params, "layers": layers}, cfg.replace(num_layers=num_layers)
