@@ -1,0 +1,168 @@
+"""Search: queries -> trie-constrained docid decoding -> ranked document ids -> TREC run.
+
+The retriever prompt is built exactly as in training (`data.training_pairs.PromptBuilder`), and the trie from the
+index's docids tokenized exactly as the training labels (`docid_token_ids` + EOS), so a trained retriever and its
+trie always agree. A document's score is 1 / (rank + 1) of the iteration that produced its docid (ZeroGR);
+documents sharing one docid get the same rank and score, in corpus order.
+
+    zerogr search --index runs/cranfield/index --retriever runs/cranfield/train/model \
+        --collection cranfield --out runs/cranfield/run.trec --num-docids 100 --strategy reverse_annealing
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zerogr_jax import decoding, tokenization
+from zerogr_jax.data.training_pairs import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
+from zerogr_jax.models import llama
+from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents
+
+STRATEGIES = ("reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    num_docids: int = 100  # K
+    strategy: str = "reverse_annealing"
+    t_max: float = 1.5
+    k: float = 10.0
+    m: float = 0.1
+    temperature: float = 1.0  # fixed_temperature / nucleus
+    top_p: float = 0.9  # nucleus
+    batch_size: int = 32
+    seed: int = 0
+    restrict_head: bool = True  # LM head only over tokens that occur in docids (same ranking, less compute)
+
+    def make_strategy(self) -> decoding.Strategy:
+        return {
+            "reverse_annealing": lambda: decoding.ReverseAnnealing(self.t_max, self.k, self.m),
+            "greedy": decoding.Greedy,
+            "fixed_temperature": lambda: decoding.FixedTemperature(self.temperature),
+            "nucleus": lambda: decoding.Nucleus(self.top_p, self.temperature),
+            "beam": decoding.BeamSearch,
+        }[self.strategy]()
+
+
+@dataclasses.dataclass(frozen=True)
+class RestrictedHeadStepModel(decoding.LlamaStepModel):
+    """Llama step whose LM head covers only `params["head_vocab"]` (the docid tokens); other logits are -inf.
+
+    Constrained decoding only ever allows trie tokens, so restricting the head changes no allowed logit; for the
+    embedded 49K-vocabulary model it removes most of the head's matmul per step. params = {"model", "head_vocab"}.
+    """
+
+    def _logits(self, params, hidden):  # hidden [B, D] -> [B, V]
+        cfg = self.cfg
+        w = params["model"]["embedding"] if cfg.tie_word_embeddings else params["model"]["lm_head"].T
+        rows = jnp.take(w, params["head_vocab"], axis=0).astype(hidden.dtype)  # [V_docid, D]
+        small = (hidden @ rows.T).astype(jnp.float32)  # [B, V_docid]
+        full = jnp.full((hidden.shape[0], cfg.vocab_size), -jnp.inf, jnp.float32)
+        return full.at[:, params["head_vocab"]].set(small)
+
+    def prefill(self, params, tokens, mask, cache_len):
+        from zerogr_jax import generation
+
+        b, p = tokens.shape
+        cache = llama.init_cache(self.cfg, b, cache_len)
+        kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
+        positions = generation.prompt_positions(mask)
+        hidden, cache = llama.forward(params["model"], self.cfg, tokens, positions, cache, 0, kv_mask,
+                                      return_hidden=True)
+        return self._logits(params, hidden[:, -1]), cache, positions[:, -1] + 1
+
+    def step(self, params, cache, tokens, positions, cache_index, kv_mask):
+        hidden, cache = llama.forward(params["model"], self.cfg, tokens, positions, cache, cache_index, kv_mask,
+                                      return_hidden=True)
+        return self._logits(params, hidden[:, 0]), cache
+
+
+def build_index_trie(index: IndexData, tokenizer, vocab_size: int) -> tuple[TrieHost, list[str]]:
+    """The trie over the index's docids (one per document; shared docids share a leaf) and the document ids."""
+    doc_ids = list(index.docids)
+    eos = eos_id_of(tokenizer)
+    tokens = [t + [eos] for t in docid_token_ids(tokenizer, [index.docids[d] for d in doc_ids])]
+    return build_trie(tokens, eos_id=eos, vocab_size=vocab_size), doc_ids
+
+
+def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
+           queries: dict[str, str], instruction: str, config: SearchConfig = SearchConfig(), *,
+           mesh=None, progress: bool = True) -> dict[str, dict[str, float]]:
+    """Ranked documents per query: {query_id: {doc_id: score}} with score = 1 / (docid rank + 1)."""
+    from tqdm.auto import tqdm
+
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; choose one of {STRATEGIES}")
+    device_trie = trie.to_device()
+    if config.restrict_head:
+        vocab = np.unique(trie.node_token[trie.node_token >= 0]).astype(np.int32)
+        model, model_params = RestrictedHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
+    else:
+        model, model_params = decoding.LlamaStepModel(cfg), params
+    builder = PromptBuilder(tokenizer)
+    qids = list(queries)
+    prompts = builder.ids(instruction, [queries[q] for q in qids])
+    pad = tokenization.pad_id_of(tokenizer)
+    rng = jax.random.key(config.seed)
+    strategy = config.make_strategy()
+    run: dict[str, dict[str, float]] = {}
+    bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
+               disable=not progress)
+    for start in range(0, len(qids), config.batch_size):
+        chunk = prompts[start:start + config.batch_size]
+        # pad the batch to a fixed size so every chunk reuses one compiled program
+        chunk = chunk + [chunk[-1]] * (config.batch_size - len(chunk))
+        tokens, mask = tokenization.left_pad(chunk, pad, multiple_of=32)
+        ranking = decoding.decode_docids(model, model_params, tokens, mask, device_trie, config.num_docids, rng,
+                                         strategy, mesh=mesh, key_offset=start)
+        docids = np.asarray(ranking.docids)[: len(qids) - start]
+        for qid, ranked in zip(qids[start:start + config.batch_size], expand_to_documents(trie, docids)):
+            run[qid] = {}
+            for doc_index, rank, _ in ranked:
+                run[qid].setdefault(doc_ids[doc_index], 1.0 / (rank + 1))
+        bar.update(min(config.batch_size, len(qids) - start))
+    bar.close()
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from zerogr_jax.data import beir, collections
+    from zerogr_jax.evaluation import runfile
+    from zerogr_jax.models.loading import load_model
+
+    ap = argparse.ArgumentParser(prog="zerogr search", description=__doc__.split("\n")[0])
+    ap.add_argument("--index", required=True, help="index directory (docids.jsonl, manifest.json)")
+    ap.add_argument("--retriever", required=True, help="trained retriever: HF directory, .gguf or model name")
+    ap.add_argument("--collection", help="registered collection (its test queries are searched)")
+    ap.add_argument("--queries", help="queries.jsonl[.gz] instead of --collection")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--out", required=True, help="TREC run file to write")
+    for f in dataclasses.fields(SearchConfig):
+        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.type != "bool" else int,
+                        default=f.default)
+    args = ap.parse_args(argv)
+    config = SearchConfig(**{f.name: type(f.default)(getattr(args, f.name)) for f in dataclasses.fields(SearchConfig)})
+
+    index = load_index(args.index)
+    model = load_model(args.retriever)
+    if args.collection:
+        data = beir.load_beir(collections.collection_dir(args.collection, args.data_root))
+        queries = {qid: q.text for qid, q in beir.evaluation_queries(data.queries, data.qrels).items()}
+    elif args.queries:
+        queries = {q.query_id: q.text for q in beir.iter_queries(args.queries)}
+    else:
+        raise SystemExit("zerogr search: give --collection or --queries")
+    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
+    t0 = time.perf_counter()
+    run = search(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries, index.instruction, config)
+    runfile.write_run(args.out, run, tag=f"zerogr-{config.strategy}")
+    print(json.dumps({"queries": len(run), "seconds": round(time.perf_counter() - t0, 1), "out": args.out}))
