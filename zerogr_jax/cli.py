@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     import importlib
 
+    from zerogr_jax import distributed
+
+    distributed.initialize()  # no-op for one process; joins a multi-host job when launched by launch/
     module, fn = COMMANDS[argv[0]]
     getattr(importlib.import_module(module), fn)(argv[1:])
 

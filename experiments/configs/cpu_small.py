@@ -1,0 +1,38 @@
+"""cpu-small: a retriever that trains in minutes on a 2-core CPU (the embedded SmolLM2-135M, cut down).
+
+    zerogr train --config experiments/configs/cpu_small.py --index runs/cranfield/index --workdir runs/cranfield/train
+
+Three cuts, each a lever on the per-token cost (the full model trains at ~115 tokens/s f32 here):
+
+1. `model.num_layers=8`: only the first 8 of SmolLM2's 30 decoder layers are kept (and exported: search runs the
+   8-layer model too).
+2. `train.trainable="top_layers:4"`: layers 4..7 and the final norm are trained; the embedding and layers 0..3 are
+   frozen (no backward pass through them, no optimizer state for them).
+3. `model.docid_head=True`: the LM head and its softmax cover only the tokens that occur in some docid (plus EOS),
+   a few thousand rows of the 49K-row tied embedding, and only at the docid label positions.
+
+What it trades away: (1) 22 layers of the pretrained model's depth, i.e. most of its language understanding; the
+retriever leans on lexical overlap between query and docid/document terms, which is what tf-idf keyword docids and
+short pseudo-queries reward, but paraphrased or semantic queries suffer; (2) the embedding and lower layers cannot
+adapt to the task, and the tied embedding (= the output head) is frozen, so docid tokens are told apart only by the
+trained top layers; (3) nothing: under the trie constraint only docid tokens are ever allowed, and a softmax over
+the allowed subset is the same whether or not the head was restricted in training; the model does stop being
+trained as a free-form generator. A higher learning rate than the paper's 5e-5 suits the few trainable layers.
+"""
+
+from zerogr_jax.data.training_pairs import PairsConfig
+from zerogr_jax.sharding import MeshConfig
+from zerogr_jax.training import ExperimentConfig, ModelConfig, TrainConfig
+
+
+def get_config() -> ExperimentConfig:
+    return ExperimentConfig(
+        model=ModelConfig(name="smollm2-135m-instruct", num_layers=8, docid_head=True),
+        mesh=MeshConfig(data=-1, fsdp=1, tensor=1),
+        data=PairsConfig(instruction_max_tokens=64, query_max_tokens=64, heldout_fraction=0.02, heldout_max=128),
+        train=TrainConfig(
+            lr=3e-4, warmup_steps=20, schedule="constant", epochs=2.0, batch_size=16, grad_accum_steps=1,
+            grad_clip=1.0, weight_decay=0.0, seed=0, dtype="float32", trainable="top_layers:4",
+            checkpoint_every=100, keep_checkpoints=2, eval_every=0, eval_max_examples=128, log_every=5,
+            share_prefix=True, length_buckets=3),
+    )

@@ -1,0 +1,64 @@
+"""Experiment configs: Python config files, typed dotted overrides, JSON round trip."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from zerogr_jax import config as config_lib
+from zerogr_jax import training as tr
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_overrides_are_parsed_against_field_types():
+    cfg = config_lib.override(tr.ExperimentConfig(), [
+        "train.lr=1e-4", "train.total_steps=1_000", "train.schedule=cosine", "model.docid_head=true",
+        "mesh.data=2", "data.weights=1,0.5", "train.trainable=top_layers:4"])
+    assert cfg.train.lr == 1e-4 and cfg.train.total_steps == 1000 and cfg.train.schedule == "cosine"
+    assert cfg.model.docid_head is True and cfg.mesh.data == 2 and cfg.data.weights == (1.0, 0.5)
+    assert cfg.train.trainable == "top_layers:4"
+    assert tr.ExperimentConfig().train.lr == 5e-5  # the default is untouched (frozen dataclasses)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.lrr=1", "no field 'lrr'"), ("train.lr=fast", "expected float"), ("train.schedule=linear", "one of"),
+    ("train=3", "is a section"), ("model.docid_head=maybe", "boolean"), ("train.lr", "key=value")])
+def test_bad_overrides_name_the_key(assignment, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.override(tr.ExperimentConfig(), [assignment])
+
+
+def test_json_round_trip():
+    cfg = config_lib.override(tr.ExperimentConfig(), ["data.weights=2,1", "train.dtype=bfloat16"])
+    assert config_lib.from_dict(tr.ExperimentConfig, config_lib.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("name", ["cpu_small", "paper_1b"])
+def test_experiment_configs_construct(name):
+    cfg = config_lib.load_config_file(REPO / "experiments" / "configs" / f"{name}.py")
+    assert isinstance(cfg, tr.ExperimentConfig)
+    tr.parse_trainable(cfg.train.trainable, 30)  # well-formed
+    assert config_lib.from_dict(tr.ExperimentConfig, config_lib.to_dict(cfg)) == cfg
+
+
+def test_paper_1b_state_builds_abstractly():
+    """The 1B recipe's train state (params + AdamW moments) has the right size and shards, without any weights."""
+    import jax
+
+    from zerogr_jax import sharding as shd
+    from zerogr_jax.models import llama
+
+    module = {}
+    exec((REPO / "experiments" / "configs" / "paper_1b.py").read_text(), module)
+    exp, shape = module["get_config"](), module["LLAMA_3_2_1B"]
+    abstract = llama.abstract_params(shape)
+    n = sum(a.size for a in jax.tree.leaves(abstract))
+    assert n == shape.num_params() and 1.23e9 < n < 1.24e9
+    tx = tr.make_optimizer(exp.train, 1000)
+    mesh = shd.make_mesh(exp.mesh, jax.devices()[:1])
+    state, shardings = tr.state_shardings(mesh, abstract, llama.param_logical_axes(shape), tx)
+    moments = sum(a.size for a in jax.tree.leaves(state.opt_state))
+    assert moments >= 2 * n  # mu and nu for every weight
+    assert jax.tree.structure(shardings) == jax.tree.structure(state)

@@ -1,0 +1,288 @@
+"""Constrained decoding: the compiled loop equals the plain-Python reference (same PRNG stream), every docid valid
+and distinct, removal exhausts exactly the trie, -1 padding, determinism, beam search exactness, bitmask nodes,
+sharded batches, and a tiny random Llama."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from decoding_stub import HashStubModel, stub_params  # noqa: E402
+
+from zerogr_jax import decoding  # noqa: E402
+from zerogr_jax import decoding_reference as ref  # noqa: E402
+from zerogr_jax.tokenization import left_pad  # noqa: E402
+from zerogr_jax.trie import TrieHost, build_trie  # noqa: E402
+
+V, EOS, W, K, P = 24, 1, 3, 12, 5
+PAD_SHAPES = dict(num_nodes=256, max_depth=6, bitmask_rows=32, search_steps=5)  # one compile for every example
+MODEL = HashStubModel()
+TABLE = stub_params(V)
+
+docid_lists = st.lists(st.lists(st.integers(2, V - 1), max_size=5).map(lambda s: s + [EOS]), min_size=1,
+                       max_size=K)
+with_duplicates = docid_lists.flatmap(
+    lambda seqs: st.lists(st.sampled_from(seqs), max_size=4).map(lambda extra: seqs + extra))
+prompt_lists = st.lists(st.lists(st.integers(2, V - 1), min_size=1, max_size=P), min_size=3, max_size=3)
+
+
+def stub_logits(sequence):
+    return HashStubModel.full_logits(TABLE, sequence)
+
+
+def decode(host: TrieHost, prompts, seed=0, strategy=decoding.ReverseAnnealing(), k=K, **kw):
+    tokens, mask = left_pad(prompts, 0, length=P)
+    out = decoding.decode_docids(MODEL, TABLE, tokens, mask, host.to_device(**PAD_SHAPES), k,
+                                 jax.random.key(seed), strategy, **kw)
+    return jax.device_get(out)
+
+
+def as_tuples(host: TrieHost, docids_row):
+    return [tuple(host.docid_tokens(int(u))) for u in docids_row if u >= 0]
+
+
+def remaining_counts(host: TrieHost, docids_row) -> np.ndarray:
+    left = host.count.copy()
+    for u in docids_row[docids_row >= 0]:
+        n = int(host.docid_leaf[u])
+        while n >= 0:
+            left[n] -= 1
+            n = int(host.parent[n])
+    return left
+
+
+def check_ranking(host: TrieHost, out, row: int, k=K):
+    docids, logprobs, tokens = out.docids[row], out.logprobs[row], out.tokens[row]
+    real = docids >= 0
+    assert np.all(real[:real.sum()]), "padding only at the end"
+    assert len(set(docids[real].tolist())) == real.sum(), "a docid repeats within a query"
+    for u, toks in zip(docids[real], tokens[real]):
+        assert toks[toks >= 0].tolist() == host.docid_tokens(int(u))
+    assert np.all(np.isfinite(logprobs[real])) and np.all(logprobs[real] <= 1e-6)
+    assert np.all(logprobs[~real] == -np.inf) and np.all(tokens[~real] == -1)
+    if host.num_docids <= k:  # removal exhausts exactly the trie
+        assert real.sum() == host.num_docids
+        assert np.all(remaining_counts(host, docids) == 0)
+    else:
+        assert real.all()
+        assert np.all(remaining_counts(host, docids) >= 0)
+
+
+def test_reverse_annealing_schedule():
+    t = decoding.reverse_annealing_temperatures(100)
+    s = lambda x: 1 / (1 + np.exp(-x))
+    assert t.shape == (100,) and t.dtype == np.float32 and t[0] == 0.0
+    assert np.all(np.diff(t) > 0) and 1.49 < t[-1] < 1.5
+    # i/K = m is the logistic's midpoint: t = T_max (1/2 - s(-1)) / (s(9) - s(-1))
+    np.testing.assert_allclose(t[10], 1.5 * (0.5 - s(-1.0)) / (s(9.0) - s(-1.0)), rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seqs=with_duplicates, prompts=prompt_lists, seed=st.integers(0, 2**31 - 1))
+def test_compiled_reverse_annealing_equals_reference(seqs, prompts, seed):
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    out = decode(host, prompts, seed)
+    want, want_lp = ref.reference_iterative_topk(stub_logits, prompts, seqs, K, jax.random.key(seed),
+                                                 decoding.reverse_annealing_temperatures(K), V, EOS)
+    for row in range(len(prompts)):
+        check_ranking(host, out, row)
+        assert as_tuples(host, out.docids[row]) == want[row]
+        np.testing.assert_allclose(out.logprobs[row][:len(want_lp[row])], want_lp[row], rtol=1e-5, atol=1e-5)
+
+
+def _wide_corpus(n=40, seed=0):
+    """More docids than K, root fan-out > W (bitmask rows), some shared docids."""
+    rng = np.random.default_rng(seed)
+    seqs = [list(rng.integers(2, V, rng.integers(0, 5))) + [EOS] for _ in range(n)]
+    return seqs + seqs[:3]
+
+
+PROMPTS = [[3, 4, 5], [7], [9, 9, 2, 2, 8]]
+
+
+@pytest.mark.parametrize("strategy, temps", [(decoding.Greedy(), 0.0), (decoding.FixedTemperature(0.7), 0.7)])
+def test_greedy_and_fixed_temperature_equal_reference(strategy, temps):
+    seqs = _wide_corpus()
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    assert host.num_docids > K and host.bitmask.shape[0] > 0
+    out = decode(host, PROMPTS, 3, strategy)
+    want, _ = ref.reference_iterative_topk(stub_logits, PROMPTS, seqs, K, jax.random.key(3), [temps] * K, V, EOS)
+    for row in range(len(PROMPTS)):
+        check_ranking(host, out, row)
+        assert as_tuples(host, out.docids[row]) == want[row]
+
+
+def test_nucleus_is_valid_and_tiny_top_p_is_greedy():
+    host = build_trie(_wide_corpus(), eos_id=EOS, vocab_size=V, width=W)
+    greedy = decode(host, PROMPTS, 0, decoding.Greedy())
+    tiny = decode(host, PROMPTS, 5, decoding.Nucleus(top_p=1e-6, temperature=1.0))
+    np.testing.assert_array_equal(tiny.docids, greedy.docids)
+    wide = decode(host, PROMPTS, 5, decoding.Nucleus(top_p=0.9, temperature=1.0))
+    for row in range(len(PROMPTS)):
+        check_ranking(host, wide, row)
+    # greedy's first docid is reverse annealing's first too (t_0 = 0)
+    annealed = decode(host, PROMPTS, 9)
+    np.testing.assert_array_equal(annealed.docids[:, 0], greedy.docids[:, 0])
+
+
+def test_deterministic_given_key_and_independent_of_batch_mates():
+    host = build_trie(_wide_corpus(), eos_id=EOS, vocab_size=V, width=W)
+    a, b = decode(host, PROMPTS, 11), decode(host, PROMPTS, 11)
+    np.testing.assert_array_equal(a.docids, b.docids)
+    np.testing.assert_array_equal(a.logprobs, b.logprobs)
+    tail = decode(host, PROMPTS[1:] + [[4]], 11, key_offset=1)  # rows keep their keys in another batch
+    np.testing.assert_array_equal(tail.docids[:2], a.docids[1:])
+    other = decode(host, PROMPTS, 12)
+    assert not np.array_equal(other.docids, a.docids)  # 12 of 40 docids sampled at t > 0: a repeat is ~impossible
+    compiled = decoding._iterative_jit._cache_size()
+    hotter = decode(host, PROMPTS, 11, decoding.ReverseAnnealing(t_max=3.0, k=5.0, m=0.2))
+    assert decoding._iterative_jit._cache_size() == compiled, "a new schedule must not recompile"
+    np.testing.assert_array_equal(hotter.docids[:, 0], a.docids[:, 0])  # t_0 = 0 whatever the schedule
+
+
+def test_exactly_k_docids_are_all_produced_once():
+    rng = np.random.default_rng(8)
+    distinct = list({tuple(rng.integers(2, V, rng.integers(0, 5))) + (EOS,) for _ in range(3 * K)})[:K]
+    seqs = [list(s) for s in distinct] + [list(distinct[0])]
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    assert host.num_docids == K
+    tokens, mask = left_pad(PROMPTS, 0, length=P)
+    out = jax.device_get(decoding.reverse_annealed_topk(MODEL, TABLE, tokens, mask, host.to_device(**PAD_SHAPES),
+                                                        K, jax.random.key(1)))
+    for row in range(len(PROMPTS)):
+        assert sorted(out.docids[row].tolist()) == list(range(K))
+        assert np.all(remaining_counts(host, out.docids[row]) == 0)
+
+
+@jax.jit
+def _allowed(trie, nodes, paths, depth):
+    return decoding.remove_exhausted(trie, decoding.children_mask(trie, nodes), nodes, paths, depth)
+
+
+def test_bitmask_nodes_with_removal():
+    """Root fan-out 10 and a depth-1 node with fan-out 5, both > W = 3: allowed children after removals equal
+    count - removed > 0 computed on the host."""
+    seqs = [[t, EOS] for t in range(2, 11)] + [[11, t, EOS] for t in range(12, 17)] + [[11, 12, 3, EOS]]
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    assert host.bitmask_row[0] >= 0 and host.fanout[0] == 10
+    node11 = int(host.child_start[0] + 9)
+    assert host.node_token[node11] == 11 and host.bitmask_row[node11] >= 0
+    trie = host.to_device()
+
+    def leaf_path(tokens):  # node ids along a docid, padded to max_depth
+        nodes, n = [], 0
+        for t in tokens:
+            n = int(np.flatnonzero(host.node_token[host.child_start[n]:host.child_start[n + 1]] == t)[0]
+                    + host.child_start[n])
+            nodes.append(n)
+        return nodes + [-1] * (host.max_depth - len(nodes))
+
+    produced = [[3, EOS], [11, 13, EOS], [11, 12, EOS], [7, EOS]]
+    paths = jnp.asarray([[leaf_path(s) for s in produced]], jnp.int32)  # [1, 4, L]
+    # 3 and 7 are gone at the root; 11 -> 12 still holds [11, 12, 3, EOS], so 12 stays allowed below 11
+    for node, depth, expected in ((0, 0, [2, 4, 5, 6, 8, 9, 10, 11]), (node11, 1, [12, 14, 15, 16])):
+        nodes = jnp.asarray([node], jnp.int32)
+        got = _allowed(trie, nodes, paths, depth)
+        left = remaining_counts(host, np.array([next(u for u in range(host.num_docids)
+                                                     if host.docid_tokens(u) == s) for s in produced]))
+        children = np.arange(host.child_start[node], host.child_start[node + 1])
+        want = sorted(int(host.node_token[c]) for c in children if left[c] > 0)
+        assert np.flatnonzero(np.asarray(got[0])).tolist() == want == expected
+    out = decode(host, PROMPTS, 4, k=K)
+    for row in range(len(PROMPTS)):
+        check_ranking(host, out, row)
+
+
+def test_beam_search_is_exact_with_enough_beams():
+    seqs = _wide_corpus(n=10, seed=5)
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    assert host.num_docids <= K
+    out = decode(host, PROMPTS, 0, decoding.BeamSearch())
+    for row, prompt in enumerate(PROMPTS):
+        exact = ref.exact_docid_logprobs(stub_logits, prompt, seqs, V)
+        ranked = sorted(exact, key=lambda s: -exact[s])
+        assert as_tuples(host, out.docids[row]) == ranked
+        np.testing.assert_allclose(out.logprobs[row][:len(ranked)], [exact[s] for s in ranked], rtol=1e-5)
+        check_ranking(host, out, row)
+
+
+def test_beam_search_with_fewer_beams_returns_valid_scored_docids():
+    seqs = _wide_corpus(n=60, seed=6)
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    out = decode(host, PROMPTS, 0, decoding.BeamSearch())
+    for row, prompt in enumerate(PROMPTS):
+        check_ranking(host, out, row)
+        exact = ref.exact_docid_logprobs(stub_logits, prompt, seqs, V)
+        got = as_tuples(host, out.docids[row])
+        np.testing.assert_allclose(out.logprobs[row], [exact[s] for s in got], rtol=1e-5)
+        assert np.all(np.diff(out.logprobs[row]) <= 0)
+        assert got[0] == max(exact, key=exact.get)  # the best docid always survives with 12 beams here
+
+
+_MESH_SCRIPT = r"""
+import sys, jax, numpy as np
+sys.path.insert(0, {tests!r})
+from decoding_stub import HashStubModel, stub_params
+from zerogr_jax import decoding, sharding
+from zerogr_jax.trie import build_trie
+from zerogr_jax.tokenization import left_pad
+assert jax.device_count() == 8
+rng = np.random.default_rng(0)
+seqs = [list(rng.integers(2, 24, rng.integers(0, 5))) + [1] for _ in range(40)]
+trie = build_trie(seqs, eos_id=1, vocab_size=24, width=3).to_device()
+tokens, mask = left_pad([[3, 4], [5], [6, 7, 8], [9], [2, 2, 2]], 0)
+mesh = sharding.make_mesh(sharding.MeshConfig(data=-1))
+for strategy in (decoding.ReverseAnnealing(),):
+    args = (HashStubModel(), stub_params(24), tokens, mask, trie, 10, jax.random.key(0), strategy)
+    plain = jax.device_get(decoding.decode_docids(*args))
+    sharded = decoding.decode_docids(*args, mesh=mesh)
+    assert sharded.docids.shape == (5, 10)
+    np.testing.assert_array_equal(jax.device_get(sharded.docids), plain.docids)
+    np.testing.assert_allclose(jax.device_get(sharded.logprobs), plain.logprobs, rtol=1e-6)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_sharded_batch_equals_unsharded():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    script = _MESH_SCRIPT.format(tests=str(pathlib.Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=pathlib.Path(__file__).parents[1])
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_tiny_llama_compiled_loop_equals_reference():
+    from zerogr_jax.models import llama
+
+    cfg = llama.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                            num_kv_heads=2, head_dim=8, tie_word_embeddings=True, max_position_embeddings=64)
+    params = llama.init_params(cfg, jax.random.key(0))
+    params["embedding"] = params["embedding"] * 40.0  # spread the logits: near-ties would make the test fragile
+    seqs = _wide_corpus(n=30, seed=7)
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    tokens, mask = left_pad(PROMPTS, 0)
+    out = jax.device_get(decoding.reverse_annealed_topk(decoding.LlamaStepModel(cfg), params, tokens, mask,
+                                                        host.to_device(), K, jax.random.key(2)))
+
+    full = jax.jit(lambda toks: llama.forward(params, cfg, toks, jnp.arange(16)[None])[0][0])
+
+    def logits_fn(sequence):  # whole sequence, no cache; right padding cannot reach earlier positions
+        padded = np.zeros((1, 16), np.int32)
+        padded[0, :len(sequence)] = sequence
+        return np.asarray(full(padded))[len(sequence) - 1]
+
+    want, want_lp = ref.reference_iterative_topk(logits_fn, PROMPTS, seqs, K, jax.random.key(2),
+                                                 decoding.reverse_annealing_temperatures(K), V, EOS)
+    for row in range(len(PROMPTS)):
+        check_ranking(host, out, row)
+        assert as_tuples(host, out.docids[row]) == want[row]
+        np.testing.assert_allclose(out.logprobs[row], want_lp[row], rtol=1e-4, atol=1e-4)

@@ -1,0 +1,89 @@
+"""Pseudo-query prompts, cleaning, filtering with per-reason counts, and document-as-query rows."""
+
+from __future__ import annotations
+
+import collections
+
+from indexing_fakes import FakeGenerator, synthetic_documents
+from zerogr_jax.data.beir import Document
+from zerogr_jax.indexing.queries import (DROP_REASONS, QueryPrompt, clean_completion, doc_as_query, filter_queries,
+                                         generate_pseudo_queries)
+from zerogr_jax.indexing.terms import content_stems
+
+INSTRUCTION = "Given a scientific claim, retrieve abstracts that support or refute it"
+
+
+def test_prompt_is_system_two_examples_then_instruction_and_cut_document():
+    doc = Document("x", "Sleep and memory", " ".join(f"w{i}" for i in range(200)))
+    prompt = QueryPrompt(INSTRUCTION)
+    conv = prompt.conversation(doc)
+    assert [t["role"] for t in conv] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert all(INSTRUCTION in t["content"] for t in conv if t["role"] == "user")
+    assert all(t["content"].startswith("Query: ") for t in conv if t["role"] == "assistant")
+    last = conv[-1]["content"]
+    assert "Title: Sleep and memory" in last and "w127" in last and "w128" not in last
+
+
+def test_code_tasks_get_code_examples():
+    code = QueryPrompt("Given a web search query, retrieve the Python function that answers it")
+    text = QueryPrompt(INSTRUCTION)
+    assert all(ex.startswith("def ") for ex, _ in code.examples)
+    assert not any("def " in ex or "python" in q for ex, q in text.examples)
+    assert len(code.examples) == len(text.examples) == 2
+
+
+def test_clean_completion_takes_the_first_line_without_labels_or_quotes():
+    assert clean_completion(' "does sleep help memory"\nBecause ...') == "does sleep help memory"
+    assert clean_completion("\n\nQuery: vitamin d  falls ") == "vitamin d falls"
+    assert clean_completion("   ") == ""
+
+
+def test_filter_counts_every_drop_reason():
+    doc = Document("x", "Vitamin D and falls", "Vitamin D supplements reduced falls in elderly women.")
+    stems = content_stems(f"{doc.title}\n{doc.text}")
+    completions = [
+        " vitamin d falls elderly",  # kept
+        " Vitamin D, falls elderly!",  # duplicate after normalisation
+        " ",  # empty
+        " " + "vitamin " * 40,  # too long
+        " What is the main purpose of this passage?",  # meta
+        " Summarize the findings about vitamin D",  # meta
+        " do rotating night shifts reduce sleep duration in nurses",  # copied example
+        " quantum chromodynamics on the lattice",  # off topic: nothing in common
+        " python read the previous task based on vitamin filters",  # off topic: 1 of 7 content stems shared
+        " do supplements prevent a fall in older women",  # kept (stem match: fall ~ falls)
+    ]
+    kept, drops = filter_queries(completions, stems, [q for _, q in QueryPrompt(INSTRUCTION).examples])
+    assert kept == ["vitamin d falls elderly", "do supplements prevent a fall in older women"]
+    assert drops == collections.Counter(empty=1, too_long=1, meta=2, copied_example=1, off_topic=2, duplicate=1)
+    assert set(drops) <= set(DROP_REASONS)
+
+
+def test_generation_samples_b_per_document_at_temperature_one_and_accounts_for_each():
+    gen = FakeGenerator()
+    docs = synthetic_documents(7)
+    prompt = QueryPrompt(INSTRUCTION)
+    results = generate_pseudo_queries(gen, docs, prompt, num_queries=16, seed=5, batch_size=3)
+    assert [c["n"] for c in gen.calls] == [3, 3, 1]
+    for call in gen.calls:
+        assert call["temperature"] == 1.0 and call["num_samples"] == 16 and call["max_new_tokens"] == 64
+        assert call["assistant_prefix"] == "Query:"
+    assert len({c["seed"] for c in gen.calls}) == 3
+    total = collections.Counter()
+    for d, r in zip(docs, results):
+        assert len(r.queries) + sum(r.drops.values()) == 16
+        assert len(set(r.queries)) == len(r.queries)
+        doc_stems = content_stems(f"{d.title}\n{d.text}")
+        assert all(content_stems(q) & doc_stems for q in r.queries)
+        total.update(r.drops)
+    assert total["meta"] and total["off_topic"] and total["empty"] and total["duplicate"]  # the fake drifts
+    again = generate_pseudo_queries(FakeGenerator(), docs, prompt, num_queries=16, seed=5, batch_size=3)
+    assert again == results
+    other = generate_pseudo_queries(FakeGenerator(), docs, prompt, num_queries=16, seed=6, batch_size=3)
+    assert other != results
+
+
+def test_doc_as_query_is_title_plus_leading_words():
+    doc = Document("x", "A title", "one two  three\nfour five")
+    assert doc_as_query(doc, 3) == "A title one two three"
+    assert doc_as_query(Document("y", "", "only text here"), 64) == "only text here"

@@ -1,0 +1,99 @@
+"""The train step: split (frozen lower / trained upper) layer stacks, the docid-vocabulary head, grad accumulation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from training_fixtures import TINY, assert_trees_equal, compilation_cache, host, tiny_examples, tiny_params, \
+    tiny_setup  # noqa: F401 (fixture)
+from zerogr_jax import training as tr
+from zerogr_jax.data.training_pairs import split_shared_prefixes
+from zerogr_jax.models import llama
+from zerogr_jax.train_loop import fit
+
+
+def test_split_stacks_shared_prefix_and_docid_head_compute_the_models_function():
+    """One compiled program checks the step's model pieces against `llama.forward` (and each other):
+    frozen/trained layer split, the shared-prefix KV path (loss and gradients), the docid-vocabulary head."""
+    ex = tiny_examples(t=24, instruction=(5, 6, 7, 8, 9))
+    prefixes, (rows,) = split_shared_prefixes([ex], 1, pad_id=0)
+    assert prefixes.length.tolist() == [6] and rows.tokens.shape[1] == 16  # BOS + instruction moved out
+    full, split = ex.as_batch(np.arange(8)), rows.as_batch(np.arange(8))
+    params = tiny_params()
+    trainable, frozen = tr.split_params(params, TINY, "top_layers:1")
+    vocab = np.array([2, 7, 50, 127], np.int32)
+
+    @jax.jit
+    def run(params, trainable, frozen):
+        positions = jnp.broadcast_to(jnp.arange(24), (8, 24))
+        ref, _ = llama.forward(params, TINY, full["tokens"], positions, kv_mask=full["kv_mask"], return_hidden=True)
+        ref_logits, _ = llama.forward(params, TINY, full["tokens"], positions, kv_mask=full["kv_mask"])
+        consts = tr.step_constants(frozen, vocab, 128)
+        hidden = tr.hidden_states(trainable, consts, TINY, full)
+        loss = lambda p, c, b: tr.loss_terms(p, c, TINY, b)[0]
+        top = [jax.value_and_grad(loss)(trainable, tr.step_constants(frozen, None, 128, pre), batch)
+               for pre, batch in ((None, full), (prefixes, split))]
+        all_layers = [loss(params, tr.step_constants({}, None, 128, pre), batch)
+                      for pre, batch in ((None, full), (prefixes, split))]
+        return ref, ref_logits, hidden, tr.head_logits(trainable, consts, TINY, hidden), top, all_layers
+
+    ref, ref_logits, hidden, logits, top, all_layers = host(run(params, trainable, frozen))
+    np.testing.assert_allclose(hidden, ref, rtol=1e-5, atol=1e-5)  # frozen stack + trained stack == the model
+    # the docid head's logits are the full head's logits at the docid-vocabulary columns
+    np.testing.assert_allclose(logits, ref_logits[..., vocab], rtol=1e-5, atol=1e-5)
+    assert_trees_equal(tr.merge_params(trainable, frozen), params)
+    (l_full, g_full), (l_split, g_split) = top
+    np.testing.assert_allclose(l_split, l_full, rtol=1e-5)  # shared prefix: same loss ...
+    np.testing.assert_allclose(all_layers[1], all_layers[0], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_full), jax.tree.leaves(g_split)):  # ... and same gradients
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def cpu_small_like_setup(**overrides):
+    """Top layer only + docid-vocabulary head (cpu-small's recipe); the tests below share its compiled step."""
+    # share_prefix off: a smaller program to compile (the prefix path is checked above and in test_training.py)
+    setup = tiny_setup(with_heldout=False, trainable="top_layers:1", lr=3e-2, checkpoint_every=100,
+                       share_prefix=False, **overrides)
+    vocab = np.unique(np.concatenate([setup.data.train.labels.ravel(), [2]])).astype(np.int32)
+    return dataclasses.replace(setup, head_vocab=vocab)
+
+
+def test_top_layers_with_docid_head_trains_only_the_top_layer(tmp_path):
+    setup = cpu_small_like_setup()
+    vocab = setup.head_vocab
+    result = fit(setup, tmp_path, progress=False)
+
+    losses = [r["loss"] for r in result.history if "loss" in r]
+    assert losses[0] < np.log(len(vocab)) + 1.0  # a softmax over the |docid vocab| tokens, not over 128
+    assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3]), [round(x, 3) for x in losses]  # learns, slowly
+
+    before, after = host(setup.params), host(tr.merge_params(result.state.params, result.consts.frozen))
+    for path, a in jax.tree_util.tree_flatten_with_path(before["layers"])[0]:
+        b = after["layers"]
+        for k in path:
+            b = b[k.key]
+        assert np.array_equal(a[0], b[0]), f"lower layer changed: {jax.tree_util.keystr(path)}"
+        if a.ndim > 2:
+            assert not np.array_equal(a[1], b[1]), f"top layer did not train: {jax.tree_util.keystr(path)}"
+    assert np.array_equal(before["embedding"], after["embedding"])
+    # frozen weights get no optimizer state: the Adam moments cover the top layer and the final norm only
+    mu = result.state.opt_state[1][0].mu
+    assert sorted(mu) == ["final_norm", "layers"] and mu["layers"]["attn"]["q"].shape[0] == 1
+
+
+def test_grad_accumulation_matches_one_big_batch(tmp_path):
+    """One step of 2 micro-batches of 4 == one step of 8 (micro-batches hold different label counts)."""
+    one = fit(cpu_small_like_setup(), tmp_path / "one", stop_after_step=1, progress=False)
+    two = fit(cpu_small_like_setup(grad_accum_steps=2), tmp_path / "two", stop_after_step=1, progress=False)
+    m1, m2 = one.history[0], two.history[0]
+    assert m1["label_tokens"] == m2["label_tokens"]
+    np.testing.assert_allclose(m2["loss"], m1["loss"], rtol=1e-6)
+    np.testing.assert_allclose(m2["grad_norm"], m1["grad_norm"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(host(one.state.opt_state)), jax.tree.leaves(host(two.state.opt_state))):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-9)  # Adam moments: the gradients themselves
+    for a, b in zip(jax.tree.leaves(host(one.state.params)), jax.tree.leaves(host(two.state.params))):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

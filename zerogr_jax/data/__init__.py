@@ -1,0 +1,1 @@
+"""Collections on disk (BEIR format, TFDS), their registry and their task instructions."""

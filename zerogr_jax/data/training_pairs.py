@@ -1,0 +1,347 @@
+"""Retriever training examples `instruction + query -> docid` from one or several index directories.
+
+An index directory (written by `zerogr_jax.indexing`) holds `manifest.json` (with the task `instruction`),
+`docids.jsonl` (rows `{"doc_id", "docid"}`) and `queries.jsonl` (rows `{"doc_id", "query", "kind"}`, kind
+"pseudo" or "doc_as_query").
+
+One example is a chat conversation tokenized with the model's chat template:
+
+    user turn      = instruction (cut to 64 tokens) + "\\n" + query (cut to 64 tokens)
+    assistant turn = docid tokens + EOS (<|im_end|> for SmolLM2)
+
+Only the docid tokens and the EOS are labels. Layout: **right padding**, one example per row. Training runs without
+a KV cache, so right padding keeps RoPE positions equal to column indices (`positions = arange(T)` for every row)
+and real tokens never see the pads behind them under the causal mask. Packing would save the pad compute but needs
+a per-segment attention mask that `models.llama.forward` does not take; prompts here are short and similar in length,
+so padding wastes little.
+
+Labels are stored as a short *label window* rather than a `[N, T]` mask: `target_index[n, l]` is the column whose
+logits predict `labels[n, l]`. The train step gathers only those hidden states before the LM head, so the head (a
+large matmul for a 49K vocabulary) runs on ~16 positions per row instead of T.
+
+The prompt text is built by `PromptBuilder`; search must build its prompts the same way (same template, same cuts),
+so it is public.
+
+**Shared prefixes.** Every example of a collection starts with the same tokens: the chat template's system turn and
+the user turn up to and including the instruction (~50 of ~80 tokens for SmolLM2 and short queries).
+`split_shared_prefixes` moves that prefix out of the rows into one `[C, P]` array; the train step computes its KV
+once per step and every row attends to it through the KV cache (`training.hidden_states`), so the rows carry only
+query + docid. Same attention, same positions, same loss; about 2.5x fewer tokens through the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import pathlib
+from typing import Sequence
+
+import numpy as np
+
+from zerogr_jax.tokenization import chat_prompt, pad_id_of
+
+log = logging.getLogger(__name__)
+
+QUERY_KINDS = ("pseudo", "doc_as_query")
+
+
+class IndexFormatError(ValueError):
+    """An index directory is missing a file or has a malformed row (the message names file and line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PairsConfig:
+    instruction_max_tokens: int = 64
+    query_max_tokens: int = 64
+    max_len: int = 0  # sequence length T; 0 = longest example rounded up to a multiple of 8
+    max_label_len: int = 0  # label window L; 0 = longest docid + EOS rounded up to a multiple of 4
+    use_doc_as_query: bool = True
+    heldout_fraction: float = 0.02  # of the pseudo-queries, chosen by a hash of (doc_id, query)
+    heldout_max: int = 256  # per collection; the lowest hashes are kept
+    weights: tuple[float, ...] = ()  # per index directory, in --index order; () = 1.0 each
+
+
+@dataclasses.dataclass
+class IndexData:
+    """The parts of one index directory that training needs."""
+
+    path: str
+    instruction: str
+    docids: dict[str, str]  # doc_id -> docid
+    queries: list[tuple[str, str, str]]  # (doc_id, query, kind)
+    fingerprint: str  # sha256 of docids.jsonl + queries.jsonl + the instruction
+
+
+@dataclasses.dataclass
+class Examples:
+    """Fixed-shape host arrays; row n is one (instruction, query, docid) example."""
+
+    tokens: np.ndarray  # [N, T] int32, right-padded with the pad id
+    kv_mask: np.ndarray  # [N, T] bool, True at real tokens
+    target_index: np.ndarray  # [N, L] int32, column whose logits predict labels[n, l]
+    labels: np.ndarray  # [N, L] int32 token ids (docid tokens, then EOS)
+    label_mask: np.ndarray  # [N, L] bool, True at real labels
+    collection: np.ndarray  # [N] int32, index of the source index directory
+    doc_index: np.ndarray  # [N] int32, row of the document in `docid_rows` of its collection
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def take(self, rows: np.ndarray) -> "Examples":
+        return Examples(**{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)})
+
+    def as_batch(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The arrays the train/eval step reads (without the bookkeeping columns)."""
+        sel = (lambda a: a) if rows is None else (lambda a: a[rows])
+        return {k: sel(getattr(self, k)) for k in BATCH_KEYS}
+
+
+BATCH_KEYS = ("tokens", "kv_mask", "target_index", "labels", "label_mask", "collection")
+
+
+def _read_jsonl(path: pathlib.Path, required: Sequence[str]) -> list[tuple[int, dict]]:
+    """(line number, row) of every non-empty line; a malformed line raises naming file and line."""
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing (is {path.parent} an index directory?)")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise IndexFormatError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            missing = [k for k in required if not isinstance(row.get(k), str)]
+            if missing:
+                raise IndexFormatError(f"{path}:{lineno}: missing or non-string field(s) {missing}")
+            rows.append((lineno, row))
+    return rows
+
+
+def load_index(path: str | pathlib.Path) -> IndexData:
+    """Reads and checks an index directory (every query's doc_id must have a docid)."""
+    root = pathlib.Path(path)
+    manifest_file = root / "manifest.json"
+    if not manifest_file.is_file():
+        raise IndexFormatError(f"{manifest_file}: missing (is {root} an index directory?)")
+    try:
+        manifest = json.loads(manifest_file.read_text("utf-8"))
+    except json.JSONDecodeError as e:
+        raise IndexFormatError(f"{manifest_file}: not valid JSON ({e})") from None
+    instruction = manifest.get("instruction")
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise IndexFormatError(f"{manifest_file}: no non-empty string field 'instruction'")
+
+    docids: dict[str, str] = {}
+    for _, row in _read_jsonl(root / "docids.jsonl", ("doc_id", "docid")):
+        docids[row["doc_id"]] = row["docid"]
+    queries = []
+    qfile = root / "queries.jsonl"
+    for lineno, row in _read_jsonl(qfile, ("doc_id", "query")):
+        kind = row.get("kind", "pseudo")
+        if kind not in QUERY_KINDS:
+            raise IndexFormatError(f"{qfile}:{lineno}: kind {kind!r} is not one of {QUERY_KINDS}")
+        if row["doc_id"] not in docids:
+            raise IndexFormatError(f"{qfile}:{lineno}: doc_id {row['doc_id']!r} has no docid in docids.jsonl")
+        queries.append((row["doc_id"], row["query"], kind))
+
+    h = hashlib.sha256()
+    for name in ("docids.jsonl", "queries.jsonl"):
+        h.update((root / name).read_bytes())
+    h.update(instruction.encode())
+    return IndexData(str(root), instruction, docids, queries, h.hexdigest()[:16])
+
+
+def heldout_score(doc_id: str, query: str) -> float:
+    """A deterministic number in [0, 1) per (doc_id, query): held out iff below the held-out fraction."""
+    digest = hashlib.sha256(f"{doc_id}\x1f{query}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+class PromptBuilder:
+    """Chat-formatted retrieval prompts: instruction and query each cut to a token budget, then templated."""
+
+    def __init__(self, tokenizer, instruction_max_tokens: int = 64, query_max_tokens: int = 64):
+        self.tokenizer = tokenizer
+        self.instruction_max_tokens = instruction_max_tokens
+        self.query_max_tokens = query_max_tokens
+
+    def _cut(self, texts: Sequence[str], budget: int) -> list[str]:
+        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+        # Re-decoding only the texts that were cut keeps every other text byte-identical.
+        return [self.tokenizer.decode(i[:budget]) if len(i) > budget else t for t, i in zip(texts, ids)]
+
+    def texts(self, instruction: str, queries: Sequence[str]) -> list[str]:
+        (inst,) = self._cut([instruction], self.instruction_max_tokens)
+        cut = self._cut(queries, self.query_max_tokens)
+        return [chat_prompt(self.tokenizer, [{"role": "user", "content": f"{inst}\n{q}"}]) for q in cut]
+
+    def ids(self, instruction: str, queries: Sequence[str]) -> list[list[int]]:
+        texts = self.texts(instruction, queries)
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+
+def eos_id_of(tokenizer) -> int:
+    """The token that ends an assistant turn (<|im_end|> for SmolLM2, <|eot_id|> for Llama-3 instruct)."""
+    if tokenizer.eos_token_id is None:
+        raise ValueError("tokenizer has no eos token: cannot end the docid")
+    return int(tokenizer.eos_token_id)
+
+
+def docid_token_ids(tokenizer, docids: Sequence[str]) -> list[list[int]]:
+    """Docid token ids as the assistant turn holds them (no special tokens, no leading space), without EOS."""
+    return tokenizer(list(docids), add_special_tokens=False)["input_ids"] if docids else []
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+@dataclasses.dataclass
+class PairsData:
+    train: Examples
+    heldout: Examples
+    instructions: list[str]
+    docid_rows: list[list[str]]  # per collection: doc_id of each doc_index
+    counts: dict  # per collection: examples by kind, held out, skipped
+    fingerprints: list[str]
+    eos_id: int
+    pad_id: int
+
+
+def build_examples(indexes: Sequence[IndexData], tokenizer, cfg: PairsConfig = PairsConfig()) -> PairsData:
+    """Tokenizes every (instruction, query, docid) example of the given index directories.
+
+    Examples longer than `cfg.max_len` (when set) are skipped and counted in `counts`.
+    """
+    if not indexes:
+        raise ValueError("no index directories given")
+    builder = PromptBuilder(tokenizer, cfg.instruction_max_tokens, cfg.query_max_tokens)
+    eos, pad = eos_id_of(tokenizer), pad_id_of(tokenizer)
+    rows = []  # (prompt ids, label ids, collection, doc_index, heldout)
+    counts, docid_rows = [], []
+    for c, index in enumerate(indexes):
+        doc_ids = sorted(index.docids)
+        doc_row = {d: i for i, d in enumerate(doc_ids)}
+        docid_rows.append(doc_ids)
+        queries = [q for q in index.queries if cfg.use_doc_as_query or q[2] != "doc_as_query"]
+        # held out: the pseudo-queries with the lowest hash scores below the fraction, at most heldout_max
+        scored = sorted((heldout_score(d, q), i) for i, (d, q, k) in enumerate(queries) if k == "pseudo")
+        heldout = {i for s, i in scored if s < cfg.heldout_fraction}
+        heldout = set(sorted(heldout, key=lambda i: heldout_score(queries[i][0], queries[i][1]))[:cfg.heldout_max])
+        prompts = builder.ids(index.instruction, [q for _, q, _ in queries])
+        label_ids = dict(zip(doc_ids, docid_token_ids(tokenizer, [index.docids[d] for d in doc_ids])))
+        kinds = {k: 0 for k in QUERY_KINDS}
+        for i, ((doc_id, _, kind), prompt) in enumerate(zip(queries, prompts)):
+            kinds[kind] += 1
+            rows.append((prompt, label_ids[doc_id] + [eos], c, doc_row[doc_id], i in heldout))
+        counts.append({"path": index.path, "examples": kinds, "heldout": len(heldout), "skipped_too_long": 0,
+                       "documents": len(doc_ids)})
+
+    max_len = cfg.max_len or _round_up(max(len(p) + len(l) for p, l, *_ in rows), 8)
+    max_label = cfg.max_label_len or _round_up(max(len(l) for _, l, *_ in rows), 4)
+    kept = []
+    for r in rows:
+        if len(r[0]) + len(r[1]) > max_len or len(r[1]) > max_label:
+            counts[r[2]]["skipped_too_long"] += 1
+        else:
+            kept.append(r)
+    skipped = sum(c["skipped_too_long"] for c in counts)
+    if skipped:
+        log.warning("skipped %d examples longer than max_len=%d or max_label_len=%d", skipped, max_len, max_label)
+    if not kept:
+        raise ValueError(f"no example fits max_len={max_len}, max_label_len={max_label}")
+
+    n = len(kept)
+    tokens = np.full((n, max_len), pad, np.int32)  # [N, T]
+    kv_mask = np.zeros((n, max_len), bool)  # [N, T]
+    target_index = np.zeros((n, max_label), np.int32)  # [N, L]
+    labels = np.full((n, max_label), pad, np.int32)  # [N, L]
+    label_mask = np.zeros((n, max_label), bool)  # [N, L]
+    for i, (prompt, label, *_rest) in enumerate(kept):
+        seq = prompt + label
+        tokens[i, :len(seq)] = seq
+        kv_mask[i, :len(seq)] = True
+        # label l is token len(prompt) + l, predicted by the logits one column earlier
+        target_index[i] = np.minimum(len(prompt) - 1 + np.arange(max_label), max_len - 1)
+        labels[i, :len(label)] = label
+        label_mask[i, :len(label)] = True
+    collection = np.array([r[2] for r in kept], np.int32)
+    doc_index = np.array([r[3] for r in kept], np.int32)
+    is_heldout = np.array([r[4] for r in kept], bool)
+    everything = Examples(tokens, kv_mask, target_index, labels, label_mask, collection, doc_index)
+    return PairsData(
+        train=everything.take(np.flatnonzero(~is_heldout)), heldout=everything.take(np.flatnonzero(is_heldout)),
+        instructions=[ix.instruction for ix in indexes], docid_rows=docid_rows, counts={"collections": counts},
+        fingerprints=[ix.fingerprint for ix in indexes], eos_id=eos, pad_id=pad)
+
+
+def docid_vocabulary(indexes: Sequence[IndexData], tokenizer) -> np.ndarray:
+    """Sorted token ids that occur in any docid of the given indexes, plus EOS: [V_docid] int32.
+
+    Under the trie constraint only these tokens can ever be generated, so a head restricted to them loses nothing
+    the search can use (see `training.py`, "docid head").
+    """
+    ids = {eos_id_of(tokenizer)}
+    for index in indexes:
+        for row in docid_token_ids(tokenizer, list(index.docids.values())):
+            ids.update(row)
+    return np.array(sorted(ids), np.int32)
+
+
+@dataclasses.dataclass
+class SharedPrefixes:
+    """Per collection, the token prefix every one of its examples starts with."""
+
+    tokens: np.ndarray  # [C, P] int32, right-padded
+    mask: np.ndarray  # [C, P] bool, True at real tokens
+    length: np.ndarray  # [C] int32
+
+
+def split_shared_prefixes(parts: Sequence[Examples], num_collections: int, pad_id: int, multiple: int = 8
+                          ) -> tuple[SharedPrefixes, list[Examples]]:
+    """Moves each collection's common token prefix out of the rows of every part (train, held-out, ...).
+
+    The prefix is the longest one shared by all rows of the collection in all parts, stopped before the first
+    column whose logits are a target, so every predicting position stays in the rows. Rows are re-padded to the
+    longest remainder (rounded up to `multiple`); `target_index` is shifted accordingly.
+    """
+    lengths = np.zeros((num_collections,), np.int32)
+    firsts: list[np.ndarray | None] = [None] * num_collections
+    for c in range(num_collections):
+        common = None
+        for ex in parts:
+            rows = np.flatnonzero(ex.collection == c)
+            if not len(rows):
+                continue
+            tokens = ex.tokens[rows]
+            first = tokens[0] if firsts[c] is None else firsts[c]
+            firsts[c] = first
+            # a column is shared if every row has a real token there equal to the first row's
+            same = np.all((tokens == first) & ex.kv_mask[rows], axis=0)  # [T]
+            lcp = int(np.argmin(same)) if not same.all() else len(same)
+            lcp = min(lcp, int(ex.target_index[rows, 0].min()))
+            common = lcp if common is None else min(common, lcp)
+        lengths[c] = common or 0
+    width = max(int(lengths.max()), 1)
+    tokens = np.full((num_collections, width), pad_id, np.int32)  # [C, P]
+    mask = np.zeros((num_collections, width), bool)
+    for c in range(num_collections):
+        if lengths[c]:
+            tokens[c, :lengths[c]] = firsts[c][:lengths[c]]
+            mask[c, :lengths[c]] = True
+
+    out = []
+    for ex in parts:
+        cut = lengths[ex.collection]  # [N]
+        real = ex.kv_mask.sum(1) - cut
+        width_s = _round_up(max(int(real.max()) if len(real) else 1, 1), multiple)
+        cols = np.minimum(cut[:, None] + np.arange(width_s)[None, :], ex.tokens.shape[1] - 1)  # [N, S]
+        keep = np.arange(width_s)[None, :] < real[:, None]
+        out.append(dataclasses.replace(
+            ex, tokens=np.where(keep, np.take_along_axis(ex.tokens, cols, 1), pad_id).astype(np.int32),
+            kv_mask=keep, target_index=np.clip(ex.target_index - cut[:, None], 0, width_s - 1).astype(np.int32)))
+    return SharedPrefixes(tokens, mask, lengths), out

@@ -1,0 +1,476 @@
+"""Trie-constrained docid decoding: reverse annealing (ZeroGR), greedy, fixed temperature, nucleus, beam search.
+
+Everything for a batch of queries runs in ONE compiled program. For the sampling strategies, an outer
+`lax.while_loop` runs the K iterations (one complete docid each) and an inner one the tokens of a docid.
+The prompt's KV cache is computed once per query; every iteration writes its docid tokens into the same slots
+after the prompt (`[P, P + L - 1)`), so nothing is copied between iterations: positions restart at each
+iteration and `kv_mask` marks only the prompt's real tokens plus the current docid prefix.
+
+Removal ("each docid at most once per query"): a child c of the current node is allowed iff
+`count[c] - removed[b, c] > 0`, where removed[b, c] = number of docids already produced for query b below c.
+We keep the produced *paths* `[B, K, L]` (node ids) instead of a dense `removed [B, num_nodes]` array: at depth j
+the only children that can be exhausted are the depth-j nodes of earlier paths that pass through the current
+node, so removed counts come from a [K, K] comparison per row. That is O(B*K*L) memory instead of O(B*N)
+(B=32 on a 1.85M-node trie would be 237 MB of scatter target), and it is what the bitmask path needs anyway:
+a high-fan-out node's bitmask row cannot hold per-query removals, but "which of its children are exhausted" is
+at most K tokens, scattered off the mask.
+
+Log-probability of a docid = sum over its tokens of log_softmax(logits masked to the allowed children) at
+temperature 1, i.e. the model's probability of the docid under the constraint (and the removals) at the moment
+it was produced, independent of the sampling temperature or nucleus used to pick it.
+
+PRNG stream (shared with `decoding_reference.py`): query b uses key_b = fold_in(rng, b); iteration i, token j
+draws with fold_in(fold_in(key_b, i), j) via `jax.random.categorical(key, masked_logits / t_i)` (after the
+nucleus filter when top_p < 1); t_i == 0 is argmax. A query's docids do not depend on the other queries in the
+batch, nor on how the batch is sharded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Protocol, Union
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from zerogr_jax.trie import Trie
+
+NEG_INF = -jnp.inf
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model interface
+# ----------------------------------------------------------------------------------------------------------------
+class StepModel(Protocol):
+    """A decoder as pure functions of (params, ...). Implementations must be hashable (frozen dataclasses):
+    they are static arguments of the compiled decoders."""
+
+    def prefill(self, params, tokens: jax.Array, mask: jax.Array, cache_len: int
+                ) -> tuple[jax.Array, Any, jax.Array]:
+        """Left-padded prompt tokens/mask [B, P] -> (next-token logits [B, V] f32, cache of cache_len slots with
+        the prompt at slots [0, P), next RoPE position [B] int32)."""
+
+    def step(self, params, cache, tokens: jax.Array, positions: jax.Array, cache_index: jax.Array,
+             kv_mask: jax.Array) -> tuple[jax.Array, Any]:
+        """tokens/positions [B, 1] written at slot cache_index (traced int32); kv_mask [B, S] marks the visible
+        slots (True at the new one). Returns (logits [B, V] f32, cache)."""
+
+    def select_rows(self, cache, rows: jax.Array) -> Any:
+        """The cache restricted/repeated to batch rows `rows` [B'] (beam search)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaStepModel:
+    """`StepModel` over `zerogr_jax.models.llama` (see docs/CONTRACTS.md)."""
+
+    cfg: Any  # llama.LlamaConfig
+
+    def prefill(self, params, tokens, mask, cache_len):
+        from zerogr_jax import generation
+
+        logits, cache, _, next_pos = generation.prefill(params, self.cfg, tokens, mask, cache_len)
+        return logits, cache, next_pos
+
+    def step(self, params, cache, tokens, positions, cache_index, kv_mask):
+        from zerogr_jax.models import llama
+
+        logits, cache = llama.forward(params, self.cfg, tokens, positions, cache, cache_index, kv_mask)
+        return logits[:, 0], cache
+
+    def select_rows(self, cache, rows):
+        return jax.tree.map(lambda x: x[:, rows], cache)  # KVCache leaves are [L, B, S, K, E]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Trie operations on device (R = rows: queries, or queries x beams)
+# ----------------------------------------------------------------------------------------------------------------
+def children_mask(trie: Trie, node: jax.Array) -> jax.Array:
+    """[R] node ids -> [R, V] bool, the tokens that have a child. Fixed-width gather of W children, replaced by
+    the node's bitmask row where its fan-out exceeds W."""
+    r, v = node.shape[0], trie.vocab_size
+    start, stop = trie.child_start[node], trie.child_start[node + 1]  # [R]
+    ids = start[:, None] + jnp.arange(trie.width)  # [R, W]
+    valid = ids < stop[:, None]
+    tok = jnp.where(valid, trie.node_token[jnp.minimum(ids, trie.num_nodes - 1)], v)  # v = out of range: dropped
+    mask = jnp.zeros((r, v), bool).at[jnp.arange(r)[:, None], tok].set(True, mode="drop")
+    if trie.bitmask.shape[0]:
+        row = trie.bitmask_row[node]  # [R]
+        words = trie.bitmask[jnp.maximum(row, 0)]  # [R, ceil(V / 32)]
+        bits = (words[:, :, None] >> jnp.arange(32, dtype=jnp.uint32)) & 1  # [R, V/32, 32], bit t%32 of word t//32
+        bits = bits.reshape(r, -1)[:, :v].astype(bool)
+        mask = jnp.where(row[:, None] >= 0, bits, mask)
+    return mask
+
+
+def remove_exhausted(trie: Trie, mask: jax.Array, node: jax.Array, paths: jax.Array, depth: jax.Array
+                     ) -> jax.Array:
+    """Clears, per row, the tokens of children of `node` whose docids were all produced already.
+
+    paths [R, K, L]: node ids of the produced docids (-1 = not produced); the children sit at index `depth`.
+    """
+    r = node.shape[0]
+    cand = paths[:, :, depth]  # [R, K] depth-`depth` node of each produced docid
+    prev = jnp.where(depth > 0, paths[:, :, jnp.maximum(depth - 1, 0)], 0)  # [R, K] its parent (root at depth 0)
+    through = (cand >= 0) & (prev == node[:, None])  # [R, K] produced docid passes through `node`
+    same = (cand[:, :, None] == cand[:, None, :]) & through[:, None, :]  # [R, K, K]
+    removed = same.sum(-1)  # [R, K] produced docids below cand
+    safe = jnp.maximum(cand, 0)
+    exhausted = through & (removed >= trie.count[safe])
+    tok = jnp.where(exhausted, trie.node_token[safe], trie.vocab_size)
+    return mask.at[jnp.arange(r)[:, None], tok].set(False, mode="drop")
+
+
+def child_by_token(trie: Trie, node: jax.Array, token: jax.Array) -> jax.Array:
+    """[R] child of `node` on edge `token` (binary search over the sorted sibling range; undefined if absent)."""
+    lo, hi = trie.child_start[node], trie.child_start[node + 1]
+    for _ in range(trie.search_steps):  # lower bound; a fixed, static number of halvings
+        mid = (lo + hi) // 2
+        less = trie.node_token[jnp.minimum(mid, trie.num_nodes - 1)] < token
+        open_ = lo < hi
+        lo = jnp.where(open_ & less, mid + 1, lo)
+        hi = jnp.where(open_ & ~less, mid, hi)
+    return jnp.minimum(lo, trie.num_nodes - 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Temperature schedules and strategies
+# ----------------------------------------------------------------------------------------------------------------
+def reverse_annealing_temperatures(num_iterations: int, t_max: float = 1.5, k: float = 10.0, m: float = 0.1
+                                   ) -> np.ndarray:
+    """t_i = T_max (s(k (i/K - m)) - s(-k m)) / (s(k (1 - m)) - s(-k m)), s = logistic; t_0 = 0 (greedy).
+    Returns [K] float32."""
+    s = lambda x: 1.0 / (1.0 + np.exp(-x))
+    i = np.arange(num_iterations, dtype=np.float64)
+    t = t_max * (s(k * (i / num_iterations - m)) - s(-k * m)) / (s(k * (1 - m)) - s(-k * m))
+    return np.maximum(t, 0.0).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReverseAnnealing:
+    """ZeroGR: iteration i samples at t_i rising from 0 (greedy) towards t_max, docid removed after each."""
+
+    t_max: float = 1.5
+    k: float = 10.0
+    m: float = 0.1
+
+    def temperatures(self, num: int) -> np.ndarray:
+        return reverse_annealing_temperatures(num, self.t_max, self.k, self.m)
+
+
+@dataclasses.dataclass(frozen=True)
+class Greedy:
+    """Argmax at every iteration, with removal: the K docids are the successive greedy paths."""
+
+    def temperatures(self, num: int) -> np.ndarray:
+        return np.zeros(num, np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedTemperature:
+    temperature: float = 1.0
+
+    def temperatures(self, num: int) -> np.ndarray:
+        return np.full(num, self.temperature, np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Nucleus:
+    """Top-p sampling over the allowed children at a fixed temperature, with removal."""
+
+    top_p: float = 0.9
+    temperature: float = 1.0
+
+    def temperatures(self, num: int) -> np.ndarray:
+        return np.full(num, self.temperature, np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamSearch:
+    """Constrained beam search with K beams; finished (EOS) hypotheses are complete docids; the K best returned."""
+
+
+Strategy = Union[ReverseAnnealing, Greedy, FixedTemperature, Nucleus, BeamSearch]
+
+
+@flax.struct.dataclass
+class DocidRanking:
+    docids: jax.Array  # [B, K] int32 docid indices in rank order, -1 padding
+    logprobs: jax.Array  # [B, K] float32 constrained log-probability at temperature 1, -inf at padding
+    tokens: jax.Array  # [B, K, L] int32 docid tokens (EOS included), -1 padding
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sampling with removal (reverse annealing, greedy, fixed temperature, nucleus)
+# ----------------------------------------------------------------------------------------------------------------
+def nucleus_filter(logits: jax.Array, top_p: jax.Array) -> jax.Array:
+    """Keeps the smallest set of highest logits whose probability mass reaches top_p (at least the top one)."""
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]  # [R, V] descending
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above each sorted token
+    cutoff = jnp.min(jnp.where(before < top_p, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(logits >= cutoff, logits, NEG_INF)
+
+
+def sample_tokens(keys: jax.Array, masked: jax.Array, temperature: jax.Array, top_p: jax.Array,
+                  use_top_p: bool) -> jax.Array:
+    """[R] tokens from masked logits [R, V]: argmax if temperature == 0, else categorical(key_r, masked / t)."""
+
+    def draw(masked):
+        scaled = masked / temperature
+        if use_top_p:
+            scaled = nucleus_filter(scaled, top_p)
+        return jax.vmap(jax.random.categorical)(keys, scaled)
+
+    return jax.lax.cond(temperature > 0, draw, lambda x: jnp.argmax(x, axis=-1), masked).astype(jnp.int32)
+
+
+@flax.struct.dataclass
+class _Docid:
+    """State of the inner (per-token) loop of one iteration, for all queries."""
+
+    j: jax.Array  # [] tokens sampled so far
+    token: jax.Array  # [B] last sampled token
+    done: jax.Array  # [B] reached a leaf (or query exhausted)
+    logprob: jax.Array  # [B]
+    docid: jax.Array  # [B] -1 until a leaf is reached
+    paths: jax.Array  # [B, K, L]
+    cache: Any
+
+
+@flax.struct.dataclass
+class _Ranking:
+    i: jax.Array  # [] iteration
+    docids: jax.Array  # [B, K]
+    logprobs: jax.Array  # [B, K]
+    paths: jax.Array  # [B, K, L] node ids
+    cache: Any
+
+
+def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask: jax.Array,
+                     row_keys: jax.Array, trie: Trie, temperatures: jax.Array, top_p: jax.Array, *,
+                     num_docids: int, use_top_p: bool = False) -> DocidRanking:
+    """K = num_docids iterations, each sampling one complete docid at temperatures[i] and removing it.
+
+    prompt_tokens/mask [B, P] left-padded; row_keys [B] PRNG keys; temperatures [K] f32; top_p [] f32.
+    Pure: jit it (see `compile_decoder`).
+    """
+    b, p = prompt_tokens.shape
+    depth, k = trie.max_depth, num_docids
+    cache_len = p + depth - 1  # the last docid token (EOS) is never fed back
+    first_logits, cache, next_pos = model.prefill(params, prompt_tokens, prompt_mask, cache_len)
+    if first_logits.shape[-1] != trie.vocab_size:
+        raise ValueError(f"model vocabulary {first_logits.shape[-1]} != trie vocabulary {trie.vocab_size}")
+    prompt_kv = jnp.concatenate([prompt_mask, jnp.zeros((b, cache_len - p), bool)], axis=1)  # [B, S]
+    slots = jnp.arange(cache_len)
+    rows = jnp.arange(b)
+
+    def choose(logits, node, j, i, paths):
+        allowed = remove_exhausted(trie, children_mask(trie, node), node, paths, j)  # [B, V]
+        masked = jnp.where(allowed, logits, NEG_INF)
+        keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, i), j))(row_keys)
+        token = sample_tokens(keys, masked, temperatures[i], top_p, use_top_p)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(masked, axis=-1), token[:, None], axis=-1)[:, 0]
+        return token, logp, child_by_token(trie, node, token)
+
+    def advance(s: _Docid, token, logp, child, i) -> _Docid:
+        live = ~s.done
+        leaf = trie.node_docid[child]
+        return _Docid(
+            j=s.j + 1, token=token, done=s.done | (leaf >= 0), logprob=s.logprob + jnp.where(live, logp, 0.0),
+            docid=jnp.where(live & (leaf >= 0), leaf, s.docid),
+            paths=s.paths.at[rows, i, s.j].set(jnp.where(live, child, s.paths[rows, i, s.j])), cache=s.cache)
+
+    def token_step(i, s: _Docid) -> _Docid:
+        slot = p + s.j - 1  # where the previous token goes
+        kv_mask = prompt_kv | ((slots >= p) & (slots <= slot))[None, :]
+        logits, cache = model.step(params, s.cache, s.token[:, None], (next_pos + s.j - 1)[:, None], slot, kv_mask)
+        node = jnp.maximum(s.paths[rows, i, s.j - 1], 0)  # -1 only on finished rows, whose draws are ignored
+        token, logp, child = choose(logits, node, s.j, i, s.paths)
+        return advance(s.replace(cache=cache), token, logp, child, i)
+
+    def iteration(r: _Ranking) -> _Ranking:
+        i = r.i
+        exhausted = jnp.sum(r.docids >= 0, axis=1) >= trie.count[0]  # [B] every docid already produced
+        s = _Docid(j=jnp.zeros((), jnp.int32), token=jnp.zeros((b,), jnp.int32), done=exhausted,
+                   logprob=jnp.zeros((b,), jnp.float32), docid=jnp.full((b,), -1, jnp.int32), paths=r.paths,
+                   cache=r.cache)
+        token, logp, child = choose(first_logits, jnp.zeros((b,), jnp.int32), 0, i, r.paths)
+        s = advance(s, token, logp, child, i)
+        s = jax.lax.while_loop(lambda s: (s.j < depth) & ~jnp.all(s.done), functools.partial(token_step, i), s)
+        return _Ranking(i=i + 1, docids=r.docids.at[:, i].set(s.docid),
+                        logprobs=r.logprobs.at[:, i].set(jnp.where(s.docid >= 0, s.logprob, NEG_INF)),
+                        paths=s.paths, cache=s.cache)
+
+    init = _Ranking(i=jnp.zeros((), jnp.int32), docids=jnp.full((b, k), -1, jnp.int32),
+                    logprobs=jnp.full((b, k), NEG_INF, jnp.float32), paths=jnp.full((b, k, depth), -1, jnp.int32),
+                    cache=cache)
+    more = lambda r: (r.i < k) & jnp.any(jnp.sum(r.docids >= 0, axis=1) < trie.count[0])
+    r = jax.lax.while_loop(more, iteration, init)
+    return DocidRanking(docids=r.docids, logprobs=r.logprobs, tokens=_path_tokens(trie, r.paths))
+
+
+def _path_tokens(trie: Trie, paths: jax.Array) -> jax.Array:
+    return jnp.where(paths >= 0, trie.node_token[jnp.maximum(paths, 0)], -1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Constrained beam search
+# ----------------------------------------------------------------------------------------------------------------
+@flax.struct.dataclass
+class _Beams:
+    j: jax.Array  # [] tokens so far
+    token: jax.Array  # [B, N] last token of each live beam
+    scores: jax.Array  # [B, N] live beam log-probs (-inf = dead)
+    paths: jax.Array  # [B, N, L] live beam node ids
+    fin_scores: jax.Array  # [B, N] finished hypotheses, best first
+    fin_paths: jax.Array  # [B, N, L]
+    cache: Any  # rows = B * N
+
+
+def beam_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask: jax.Array, trie: Trie, *,
+                num_beams: int) -> DocidRanking:
+    """The `num_beams` most probable complete docids found by beam search under the trie, best first.
+
+    With num_beams >= the number of docids the search is exhaustive (every prefix stays a beam), so the output is
+    the exact ranking of all docids by constrained log-probability. Finished hypotheses are distinct docids by
+    construction (distinct prefixes), so no removal is needed.
+    """
+    b, p = prompt_tokens.shape
+    n, depth, v = num_beams, trie.max_depth, trie.vocab_size
+    cache_len = p + depth - 1
+    first_logits, cache, next_pos = model.prefill(params, prompt_tokens, prompt_mask, cache_len)
+    rep = jnp.repeat(jnp.arange(b), n)  # [B * N] query of each beam row
+    cache = model.select_rows(cache, rep)
+    prompt_kv = jnp.concatenate([prompt_mask, jnp.zeros((b, cache_len - p), bool)], axis=1)[rep]  # [B*N, S]
+    positions = next_pos[rep]
+    slots = jnp.arange(cache_len)
+    qrow = jnp.arange(b)[:, None]
+
+    def extend(s: _Beams, logits: jax.Array) -> _Beams:
+        node = jnp.where(s.j > 0, s.paths[:, :, jnp.maximum(s.j - 1, 0)], 0).reshape(-1)  # [B*N]
+        node = jnp.maximum(node, 0)  # dead beams (-1) score -inf whatever node they look at
+        allowed = children_mask(trie, node)
+        logp = jax.nn.log_softmax(jnp.where(allowed, logits, NEG_INF), axis=-1)
+        logp = jnp.where(allowed, logp, NEG_INF).reshape(b, n, v)  # a row with no child would be NaN: keep -inf
+        cand = s.scores[:, :, None] + logp  # [B, N, V]
+        # finished hypotheses: beams extended by EOS, merged into the pool of the best N
+        eos_child = child_by_token(trie, node, jnp.full_like(node, trie.eos_id)).reshape(b, n)
+        eos_paths = s.paths.at[:, :, s.j].set(eos_child)
+        pool_scores = jnp.concatenate([s.fin_scores, cand[:, :, trie.eos_id]], axis=1)  # [B, 2N]
+        pool_paths = jnp.concatenate([s.fin_paths, eos_paths], axis=1)
+        fin_scores, keep = jax.lax.top_k(pool_scores, n)
+        fin_paths = pool_paths[qrow, keep]
+        # live beams: best N non-EOS extensions (best N per beam first, then best N of those N*N)
+        live = cand.at[:, :, trie.eos_id].set(NEG_INF)
+        per_beam = min(n, v)
+        top_scores, top_tokens = jax.lax.top_k(live, per_beam)  # [B, N, n']
+        scores, flat = jax.lax.top_k(top_scores.reshape(b, n * per_beam), n)  # [B, N]
+        parent, token = flat // per_beam, top_tokens.reshape(b, n * per_beam)[qrow, flat]
+        alive = scores > NEG_INF
+        parent_node = node.reshape(b, n)[qrow, parent]
+        child = child_by_token(trie, parent_node.reshape(-1), token.reshape(-1)).reshape(b, n)
+        paths = s.paths[qrow, parent].at[:, :, s.j].set(jnp.where(alive, child, -1))
+        cache = model.select_rows(s.cache, (qrow * n + parent).reshape(-1))
+        return _Beams(j=s.j + 1, token=token, scores=scores, paths=paths, fin_scores=fin_scores,
+                      fin_paths=fin_paths, cache=cache)
+
+    def step(s: _Beams) -> _Beams:
+        slot = p + s.j - 1
+        kv_mask = prompt_kv | ((slots >= p) & (slots <= slot))[None, :]
+        logits, cache = model.step(params, s.cache, s.token.reshape(-1, 1), (positions + s.j - 1)[:, None], slot,
+                                   kv_mask)
+        return extend(s.replace(cache=cache), logits)
+
+    def improvable(s: _Beams):  # log-probs only fall, so a live beam below the worst finished one is hopeless
+        return (s.j < depth) & jnp.any(jnp.max(s.scores, axis=1) > jnp.min(s.fin_scores, axis=1))
+
+    init = _Beams(j=jnp.zeros((), jnp.int32), token=jnp.zeros((b, n), jnp.int32),
+                  scores=jnp.full((b, n), NEG_INF, jnp.float32).at[:, 0].set(0.0),
+                  paths=jnp.full((b, n, depth), -1, jnp.int32), fin_scores=jnp.full((b, n), NEG_INF, jnp.float32),
+                  fin_paths=jnp.full((b, n, depth), -1, jnp.int32), cache=cache)
+    s = extend(init, first_logits[rep])
+    s = jax.lax.while_loop(improvable, step, s)
+    found = s.fin_scores > NEG_INF
+    leaf = jnp.max(s.fin_paths, axis=-1)  # the EOS node has the largest id on its path (breadth-first ids)
+    docids = jnp.where(found, trie.node_docid[jnp.maximum(leaf, 0)], -1)
+    paths = jnp.where(found[:, :, None], s.fin_paths, -1)
+    return DocidRanking(docids=docids, logprobs=s.fin_scores, tokens=_path_tokens(trie, paths))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Host entry points: compile once per (model, K, strategy kind), shard the batch, pad it to the mesh
+# ----------------------------------------------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p"))
+def _iterative_jit(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p, *, num_docids,
+                   use_top_p):
+    return iterative_decode(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p,
+                            num_docids=num_docids, use_top_p=use_top_p)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num_beams"))
+def _beam_jit(model, params, prompt_tokens, prompt_mask, trie, *, num_beams):
+    return beam_decode(model, params, prompt_tokens, prompt_mask, trie, num_beams=num_beams)
+
+
+def row_keys(rng: jax.Array, batch: int, offset: int = 0) -> jax.Array:
+    """[batch] per-query keys fold_in(rng, offset + b): a query's stream does not depend on its batch-mates."""
+    return jax.vmap(lambda i: jax.random.fold_in(rng, i))(jnp.arange(offset, offset + batch))
+
+
+def _batch_multiple(mesh: Mesh | None) -> int:
+    if mesh is None:
+        return 1
+    from zerogr_jax.sharding import BATCH
+    return math.prod(mesh.shape[a] for a in BATCH if a in mesh.shape)
+
+
+def _put_batch(mesh: Mesh | None, *arrays):
+    if mesh is None:
+        return arrays
+    from zerogr_jax.sharding import batch_sharding
+    return tuple(jax.device_put(a, batch_sharding(mesh, a.ndim)) for a in arrays)
+
+
+def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
+                  rng: jax.Array, strategy: Strategy = ReverseAnnealing(), *, mesh: Mesh | None = None,
+                  key_offset: int = 0) -> DocidRanking:
+    """K ranked docids per query with the chosen strategy; prompt_tokens/mask [B, P] left-padded.
+
+    With a mesh, the batch is padded to a multiple of the data-parallel size and sharded over it; the trie and
+    (unless already placed) the params are replicated. `key_offset` is the index of row 0 in the whole query set,
+    so batching a query set differently does not change any query's docids.
+    """
+    prompt_tokens = np.asarray(prompt_tokens, np.int32)
+    prompt_mask = np.asarray(prompt_mask, bool)
+    b = prompt_tokens.shape[0]
+    padded = -(-b // _batch_multiple(mesh)) * _batch_multiple(mesh)
+    if padded != b:  # dummy rows: one real (pad) token each, dropped from the output
+        extra = padded - b
+        prompt_tokens = np.concatenate([prompt_tokens, np.zeros((extra, prompt_tokens.shape[1]), np.int32)])
+        fill = np.zeros((extra, prompt_mask.shape[1]), bool)
+        fill[:, -1] = True
+        prompt_mask = np.concatenate([prompt_mask, fill])
+    if isinstance(strategy, BeamSearch):
+        tokens, mask = _put_batch(mesh, prompt_tokens, prompt_mask)
+        out = _beam_jit(model, params, tokens, mask, trie, num_beams=num_docids)
+    else:
+        keys = row_keys(rng, padded, key_offset)
+        tokens, mask, keys = _put_batch(mesh, prompt_tokens, prompt_mask, keys)
+        top_p = getattr(strategy, "top_p", 1.0)
+        out = _iterative_jit(model, params, tokens, mask, keys, trie,
+                             jnp.asarray(strategy.temperatures(num_docids)), jnp.asarray(top_p, jnp.float32),
+                             num_docids=num_docids, use_top_p=top_p < 1.0)
+    return jax.tree.map(lambda x: x[:b], out) if padded != b else out
+
+
+def reverse_annealed_topk(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
+                          rng: jax.Array, t_max: float = 1.5, k: float = 10.0, m: float = 0.1, *,
+                          mesh: Mesh | None = None, key_offset: int = 0) -> DocidRanking:
+    """ZeroGR's decoding: K docids per query, iteration i at t_i (see `reverse_annealing_temperatures`)."""
+    return decode_docids(model, params, prompt_tokens, prompt_mask, trie, num_docids, rng,
+                         ReverseAnnealing(t_max, k, m), mesh=mesh, key_offset=key_offset)

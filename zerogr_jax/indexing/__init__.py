@@ -1,0 +1,1 @@
+"""Corpus indexing: docids (LM keywords and ablation schemes), instructed pseudo-queries, the resumable builder."""

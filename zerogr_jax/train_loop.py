@@ -1,0 +1,348 @@
+"""The training loop and the `zerogr train` command.
+
+    zerogr train --config experiments/configs/cpu_small.py --index INDEX_DIR [--index DIR2 ...] --workdir DIR
+                 [--resume] [--set train.lr=1e-4 ...]
+
+The work directory holds `manifest.json` (config, model, data counts and fingerprints, library versions, status,
+final metrics; written atomically at the start and the end), `metrics.jsonl` (one row per log step and per
+evaluation), `checkpoints/` (Orbax, see `train_checkpoints`) and, at the end, `model/` (an HF Llama directory of the
+trained weights, loadable by `models.loading.load_model`).
+
+A run stopped at any point resumes with `--resume` from the newest good checkpoint, bit-identically: the state,
+data position and rng are restored, the plan of every epoch is a pure function of (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zerogr_jax import config as config_lib
+from zerogr_jax import sharding as shd
+from zerogr_jax import training as tr
+from zerogr_jax.data import input_pipeline as pipe
+from zerogr_jax.data.training_pairs import (PairsData, build_examples, docid_vocabulary, load_index,
+                                            split_shared_prefixes)
+from zerogr_jax.models import llama
+from zerogr_jax.train_checkpoints import TrainCheckpoints
+
+log = logging.getLogger(__name__)
+
+# Fields that may change between a run and its resume. All but the mesh keep the continuation bit-identical; a new
+# mesh (e.g. resuming on other hardware) restores into the new shardings, equal up to float reduction order.
+RESUME_MUTABLE = {"train.checkpoint_every", "train.keep_checkpoints", "train.async_checkpoints", "train.eval_every",
+                  "train.eval_max_examples", "train.log_every", "train.total_steps", "train.epochs", "mesh.data",
+                  "mesh.fsdp", "mesh.tensor"}
+
+EvalCallback = Callable[[llama.LlamaConfig, Any, int], dict]  # (model cfg, full params, step) -> metrics
+
+
+@dataclasses.dataclass
+class TrainSetup:
+    """Everything a run needs, built on the host."""
+
+    experiment: tr.ExperimentConfig
+    model_cfg: llama.LlamaConfig
+    params: Any  # full model params (numpy or jax arrays)
+    data: PairsData
+    head_vocab: np.ndarray | None = None  # [V_docid] for the docid head
+    tokenizer: Any = None
+    model_source: str = ""
+
+
+@dataclasses.dataclass
+class FitResult:
+    state: tr.TrainState
+    consts: tr.StepConstants
+    model_cfg: llama.LlamaConfig
+    data_position: dict
+    history: list[dict]
+    final_eval: dict
+    rejected_checkpoints: list[str]
+    total_steps: int
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _check_resume_config(saved: dict, current: dict) -> None:
+    current = json.loads(json.dumps(current))  # tuples -> lists, as the saved copy went through JSON
+    a, b = _flat(saved["experiment"]), _flat(current["experiment"])
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUME_MUTABLE)
+    if changed:
+        raise ValueError("cannot resume: the config differs from the checkpoint's in "
+                         + ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in changed))
+    if saved["fingerprints"] != current["fingerprints"]:
+        raise ValueError(f"cannot resume: the index data changed (fingerprints {saved['fingerprints']} -> "
+                         f"{current['fingerprints']})")
+
+
+def _atomic_write_json(path: pathlib.Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def evaluate(eval_step, params, consts, examples, global_batch: int, shardings, max_examples: int) -> dict:
+    """Teacher-forced docid accuracy (all docid tokens + EOS right), token accuracy and loss on held-out examples."""
+    if len(examples) == 0:
+        return {}
+    total: dict[str, float] = {}
+    for batch in pipe.sequential_batches(examples, global_batch, shardings=shardings, max_examples=max_examples):
+        stats = jax.device_get(eval_step(params, batch, consts))
+        for k, v in stats.items():
+            total[k] = total.get(k, 0.0) + float(v)
+    tokens = max(total["label_tokens"], 1.0)
+    return {"eval_loss": total["loss_sum"] / tokens, "eval_token_accuracy": total["correct_tokens"] / tokens,
+            "eval_docid_accuracy": total["correct_sequences"] / max(total["sequences"], 1.0),
+            "eval_examples": int(total["sequences"])}
+
+
+def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None,
+        resume: bool = False, stop_after_step: int | None = None, eval_callback: EvalCallback | None = None,
+        progress: bool = True) -> FitResult:
+    """Trains (or resumes) a retriever; see the module docstring for what goes into `workdir`.
+
+    `stop_after_step` ends the loop early after that step (and its checkpoint), as a kill between steps would.
+    `eval_callback(model_cfg, full_params, step)` adds metrics to each evaluation (e.g. real-query nDCG@10).
+    """
+    exp, tc = setup.experiment, setup.experiment.train
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = setup.model_cfg.replace(dtype=tc.dtype)
+    mesh = mesh or shd.make_mesh(exp.mesh)
+
+    if setup.head_vocab is not None:
+        missing = np.setdiff1d(setup.data.train.labels[setup.data.train.label_mask], setup.head_vocab)
+        if missing.size:
+            raise ValueError(f"label tokens {missing[:10].tolist()} are not in the docid-head vocabulary")
+    # params: split, then placed straight into their shardings
+    trainable, frozen = tr.split_params(setup.params, cfg, tc.trainable)
+    train_axes, frozen_axes = tr.split_logical_axes(cfg, tc.trainable)
+    shape_of = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), t)
+    frozen_sh = shd.tree_shardings(mesh, shape_of(frozen), frozen_axes) if frozen else {}
+    train_ex, heldout_ex, prefixes = setup.data.train, setup.data.heldout, None
+    if tc.share_prefix:
+        num_collections = int(max([train_ex.collection.max(initial=0), heldout_ex.collection.max(initial=0)])) + 1
+        prefixes, (train_ex, heldout_ex) = split_shared_prefixes([train_ex, heldout_ex], num_collections,
+                                                                 setup.data.pad_id)
+        log.info("shared prefixes of %s tokens; rows now %d tokens (were %d)", prefixes.length.tolist(),
+                 train_ex.tokens.shape[1], setup.data.train.tokens.shape[1])
+    consts = tr.step_constants(jax.device_put(frozen, frozen_sh) if frozen else {}, setup.head_vocab,
+                               cfg.vocab_size, prefixes)
+    consts_sh = tr.constants_shardings(mesh, consts, frozen_axes)
+
+    batch_sh = pipe.batch_shardings(mesh)
+    iterator = pipe.BatchIterator(train_ex, tc.batch_size, seed=tc.seed, weights=exp.data.weights or None,
+                                  shardings=batch_sh, length_buckets=tc.length_buckets)
+    total_steps = tc.total_steps or max(1, math.ceil(tc.epochs * iterator.steps_per_epoch))
+    tx = tr.make_optimizer(tc, total_steps)
+    abstract_state, state_sh = tr.state_shardings(mesh, shape_of(trainable), train_axes, tx)
+
+    run_config = {"experiment": config_lib.to_dict(exp), "fingerprints": setup.data.fingerprints,
+                  "model_source": setup.model_source,
+                  "head_vocab_size": None if setup.head_vocab is None else int(len(setup.head_vocab))}
+    ckpt = TrainCheckpoints(workdir / "checkpoints", save_every=tc.checkpoint_every, keep=tc.keep_checkpoints,
+                            async_save=tc.async_checkpoints)
+    restored = None
+    if resume:
+        restored = ckpt.restore_latest(tr.with_shardings(abstract_state, state_sh),
+                                       check_config=lambda saved: _check_resume_config(saved, run_config))
+    elif ckpt.all_steps():
+        raise FileExistsError(f"{ckpt.directory} already holds checkpoints {ckpt.all_steps()}: pass --resume to "
+                              "continue that run, or use a new --workdir")
+    if restored is not None:
+        step0, state, position, _ = restored
+        iterator.set_state(position)
+        log.info("resumed from %s/%d (data position %s)", ckpt.directory, step0, position)
+    else:
+        state = tr.init_train_state(trainable, tx, tc.seed, state_sh)
+
+    schedule = tr.learning_rate_schedule(tc, total_steps)
+    train_step = tr.make_train_step(cfg, tx, tc.grad_accum_steps, mesh, state_sh, batch_sh, consts_sh, schedule)
+    eval_step = tr.make_eval_step(cfg, mesh, state_sh.params, batch_sh, consts_sh)
+
+    def run_eval(step: int) -> dict:
+        out = evaluate(eval_step, state.params, consts, heldout_ex, tc.batch_size, batch_sh, tc.eval_max_examples)
+        if eval_callback is not None:
+            out.update(eval_callback(cfg, tr.merge_params(state.params, consts.frozen), step))
+        return out
+
+    metrics_file = workdir / "metrics.jsonl"
+    history: list[dict] = []
+    start = int(jax.device_get(state.step))
+    end = total_steps if stop_after_step is None else min(total_steps, stop_after_step)
+    bar = _progress(total_steps, start, progress)
+    window_tokens, window_examples, window_start = 0.0, 0, time.perf_counter()
+    final_eval: dict = {}
+    pending = None  # metrics of the previous step: read one step late so the host never waits on the device
+
+    def log_metrics(step: int, metrics) -> None:
+        nonlocal window_tokens, window_examples, window_start
+        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        window_tokens += m["input_tokens"]
+        window_examples += tc.batch_size
+        if step % tc.log_every == 0 or step == end:
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
+            row = {"step": step, **m, "tokens_per_s": window_tokens / elapsed,
+                   "examples_per_s": window_examples / elapsed}
+            history.append(row)
+            _append_jsonl(metrics_file, row)
+            bar.set_postfix(loss=f"{m['loss']:.3f}", acc=f"{m['docid_accuracy']:.2f}",
+                            tok_s=f"{row['tokens_per_s']:.0f}")
+            window_tokens, window_examples, window_start = 0.0, 0, time.perf_counter()
+
+    for step in range(start, end):
+        batch = next(iterator)
+        state, metrics = train_step(state, batch, consts)
+        if pending is not None:
+            log_metrics(*pending)
+        pending = (step + 1, metrics)
+        ckpt.save(step + 1, state, iterator.get_state(), run_config)
+        bar.update(1)
+        if tc.eval_every and (step + 1) % tc.eval_every == 0 and step + 1 < total_steps:
+            log_metrics(*pending)
+            pending = None
+            row = {"step": step + 1, **run_eval(step + 1)}
+            history.append(row)
+            _append_jsonl(metrics_file, row)
+            window_tokens, window_examples, window_start = 0.0, 0, time.perf_counter()
+    if pending is not None:
+        log_metrics(*pending)
+    last = int(jax.device_get(state.step))
+    ckpt.wait()
+    if last not in ckpt.all_steps() and last > start:
+        ckpt.save(last, state, iterator.get_state(), run_config, force=True)
+    ckpt.wait()
+    if last == total_steps and stop_after_step is None:
+        final_eval = {"step": last, **run_eval(last)}
+        history.append(final_eval)
+        _append_jsonl(metrics_file, final_eval)
+    bar.close()
+    rejected = list(ckpt.rejected)
+    ckpt.close()
+    return FitResult(state=state, consts=consts, model_cfg=cfg, data_position=iterator.get_state(), history=history,
+                     final_eval=final_eval, rejected_checkpoints=rejected, total_steps=total_steps)
+
+
+def _append_jsonl(path: pathlib.Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+
+def _versions() -> dict:
+    import flax
+    import optax
+    import orbax.checkpoint
+    return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
+            "orbax-checkpoint": orbax.checkpoint.__version__, "python": sys.version.split()[0]}
+
+
+def _enable_compilation_cache() -> None:
+    """Persists compiled steps (a minute each for SmolLM2 on 2 CPU cores), so a resumed run starts at once.
+
+    Kept unless the user chose a directory already (JAX_COMPILATION_CACHE_DIR); ZEROGR_XLA_CACHE=0 turns it off.
+    """
+    from zerogr_jax.models.loading import cache_root
+
+    if os.environ.get("ZEROGR_XLA_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(cache_root() / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zerogr train", description="Train a generative retriever on indexed collections.")
+    p.add_argument("--config", required=True, help="experiment config file (Python, defines get_config())")
+    p.add_argument("--index", action="append", required=True,
+                   help="index directory (repeat for a multi-task mix; weights via --set data.weights=1,0.5)")
+    p.add_argument("--workdir", required=True, help="output directory (checkpoints, metrics, manifest, model/)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --workdir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. train.lr=1e-4")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | None = None) -> FitResult:
+    from zerogr_jax.models.checkpoints import export_hf_directory
+    from zerogr_jax.models.loading import load_model
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _enable_compilation_cache()
+    exp = config_lib.override(config_lib.load_config_file(args.config), args.set)
+    workdir = pathlib.Path(args.workdir)
+    if exp.data.weights and len(exp.data.weights) != len(args.index):
+        raise ValueError(f"data.weights has {len(exp.data.weights)} values for {len(args.index)} --index dirs")
+
+    t0 = time.perf_counter()
+    model = load_model(exp.model.name, dtype=exp.train.dtype)
+    cfg, params = model.cfg, model.params
+    if exp.model.num_layers:
+        params, cfg = llama.truncate_layers(params, cfg, exp.model.num_layers)
+    indexes = [load_index(p) for p in args.index]
+    data = build_examples(indexes, model.tokenizer, exp.data)
+    head_vocab = docid_vocabulary(indexes, model.tokenizer) if exp.model.docid_head else None
+    setup = TrainSetup(experiment=exp, model_cfg=cfg, params=params, data=data, head_vocab=head_vocab,
+                       tokenizer=model.tokenizer, model_source=model.source)
+    manifest = {
+        "command": ["zerogr", "train", *(argv if argv is not None else sys.argv[1:])],
+        "experiment": config_lib.to_dict(exp), "config_file": str(args.config),
+        "model": {"source": model.source, "num_layers": cfg.num_layers, "params": cfg.num_params(),
+                  "head_vocab_size": None if head_vocab is None else int(len(head_vocab))},
+        "data": {"indexes": [str(p) for p in args.index], "fingerprints": data.fingerprints, **data.counts,
+                 "train_examples": len(data.train), "heldout_examples": len(data.heldout),
+                 "sequence_length": int(data.train.tokens.shape[1]), "label_window": int(data.train.labels.shape[1])},
+        "versions": _versions(), "devices": [str(d) for d in jax.devices()], "status": "running",
+        "setup_seconds": round(time.perf_counter() - t0, 2),
+    }
+    _atomic_write_json(workdir / "manifest.json", manifest)
+    log.info("%d train / %d held-out examples, T=%d; model %s (%d layers)", len(data.train), len(data.heldout),
+             data.train.tokens.shape[1], model.source, cfg.num_layers)
+
+    t1 = time.perf_counter()
+    result = fit(setup, workdir, resume=args.resume, eval_callback=eval_callback, progress=not args.no_progress)
+    manifest.update(status="done", steps=int(jax.device_get(result.state.step)), total_steps=result.total_steps,
+                    train_seconds=round(time.perf_counter() - t1, 2), final_eval=result.final_eval,
+                    last_log=next((r for r in reversed(result.history) if "loss" in r), None),
+                    rejected_checkpoints=result.rejected_checkpoints)
+    if result.final_eval:
+        full = tr.merge_params(result.state.params, result.consts.frozen)
+        export_hf_directory(result.model_cfg.replace(dtype="float32"), full, workdir / "model",
+                            tokenizer=model.tokenizer)
+        manifest["exported_model"] = str(workdir / "model")
+    _atomic_write_json(workdir / "manifest.json", manifest)
+    print(json.dumps({k: manifest.get(k) for k in ("status", "steps", "train_seconds", "final_eval",
+                                                   "exported_model")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    train_main()
