@@ -43,7 +43,8 @@ def test_train_command_writes_a_loadable_model_and_resumes_a_finished_run(tmp_pa
     argv = ["--config", str(REPO / "experiments" / "configs" / "cpu_small.py"), "--index", str(index),
             "--workdir", str(workdir), "--no-progress", "--set", f"model.name={tiny_model_dir}",
             "--set", "model.num_layers=0", "--set", "train.trainable=top_layers:1", "--set", "train.total_steps=4",
-            "--set", "train.batch_size=4", "--set", "train.checkpoint_every=2", "--set", "data.heldout_fraction=0.2"]
+            "--set", "train.batch_size=4", "--set", "train.checkpoint_every=2", "--set", "train.log_every=1",
+            "--set", "data.heldout_fraction=0.2"]
     result = train_main(argv)
 
     manifest = json.loads((workdir / "manifest.json").read_text())
@@ -66,5 +67,6 @@ def test_train_command_writes_a_loadable_model_and_resumes_a_finished_run(tmp_pa
     # --resume of a finished run trains nothing more and keeps the same weights
     again = train_main(argv + ["--resume"])
     assert int(again.state.step) == 4
-    for a, b in zip(jax.tree.leaves(jax.device_get(again.state.params)), jax.tree.leaves(jax.device_get(result.state.params))):
+    for a, b in zip(jax.tree.leaves(jax.device_get(again.state.params)),
+                    jax.tree.leaves(jax.device_get(result.state.params))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pathlib
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
-from training_fixtures import assert_trees_equal, compilation_cache, host, tiny_setup  # noqa: F401 (fixture)
+from training_fixtures import assert_trees_equal, compilation_cache, tiny_setup  # noqa: F401 (fixture)
 from zerogr_jax.train_checkpoints import CorruptCheckpointWarning
 from zerogr_jax.train_loop import fit
 

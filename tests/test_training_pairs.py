@@ -39,7 +39,8 @@ def index_dir(tmp_path):
     docids = {"d1": "protein folding kinase inhibitor", "d2": "graphene thermal conductivity"}
     queries = [("d1", f"does kinase inhibition change folding {i}", "pseudo") for i in range(30)]
     queries += [("d2", f"heat transport in carbon sheets {i}", "pseudo") for i in range(30)]
-    queries += [("d1", "Kinase inhibitors fold proteins. " * 40, "doc_as_query"), ("d2", "Graphene conducts.", "doc_as_query")]
+    queries += [("d1", "Kinase inhibitors fold proteins. " * 40, "doc_as_query"),
+                ("d2", "Graphene conducts.", "doc_as_query")]
     return write_index(tmp_path / "ix", docids, queries)
 
 

@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index directory (repeat for a multi-task mix; weights via --set data.weights=1,0.5)")
     p.add_argument("--workdir", required=True, help="output directory (checkpoints, metrics, manifest, model/)")
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --workdir")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. train.lr=1e-4")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. train.lr=1e-4")
     p.add_argument("--no-progress", action="store_true")
     return p
 

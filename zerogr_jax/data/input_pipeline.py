@@ -70,9 +70,9 @@ class BatchIterator:
     """
 
     def __init__(self, examples: Examples, global_batch: int, *, seed: int, weights: Sequence[float] | None = None,
-                 shardings: dict[str, jax.sharding.Sharding] | None = None, position: PipelinePosition = PipelinePosition(),
-                 process_index: int | None = None, process_count: int | None = None, length_buckets: int = 1,
-                 bucket_window: int = 32):
+                 shardings: dict[str, jax.sharding.Sharding] | None = None,
+                 position: PipelinePosition = PipelinePosition(), process_index: int | None = None,
+                 process_count: int | None = None, length_buckets: int = 1, bucket_window: int = 32):
         self.examples = examples
         self.global_batch = global_batch
         self.seed = seed
