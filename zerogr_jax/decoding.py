@@ -83,7 +83,7 @@ class LlamaStepModel:
         return logits[:, 0], cache
 
     def select_rows(self, cache, rows):
-        return jax.tree.map(lambda x: x[:, rows], cache)  # KVCache leaves are [L, B, S, K, E]
+        return jax.tree.map(lambda x: x[:, rows], cache)  # KVCache leaves are [L, B, K, S, E]
 
 
 # ----------------------------------------------------------------------------------------------------------------

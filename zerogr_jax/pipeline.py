@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -19,6 +20,7 @@ import platform
 import time
 from typing import Sequence
 
+from zerogr_jax.atomic_files import atomic_write_json, atomic_write_text
 from zerogr_jax.search import SearchConfig
 
 
@@ -27,6 +29,8 @@ class IndexStage:
     model: str = "smollm2-135m-instruct"  # docid / pseudo-query generator
     docid_scheme: str = "tfidf_keywords"
     num_queries: int = 4  # pseudo-queries per document (B)
+    span_queries: int = 0  # random document spans per document as extra training queries (no LM)
+    doc_as_query_words: int = 64  # words of the document-as-query row (0: no such row)
     batch_size: int = 32
     shard_size: int = 500
     max_docs: int = 0  # 0 = the whole corpus
@@ -35,23 +39,52 @@ class IndexStage:
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    collection: str = "cranfield"
+    collection: str = "cranfield"  # a registered collection, or any name when `corpus_dir` is given
     workdir: str = "runs/demo_cranfield"
     data_root: str = ""  # "" = $ZEROGR_DATA or <repo>/../shared/data
+    corpus_dir: str = ""  # a BEIR directory of your own (qrels/test.tsv); "" = the registered collection
+    instruction: str = ""  # task instruction; "" = the registered collection's
     index: IndexStage = IndexStage()
     train_config: str = "experiments/configs/cpu_small.py"
     train_overrides: tuple[str, ...] = ()  # "key=value" for the train config
     extra_train_indexes: tuple[str, ...] = ()  # other index dirs mixed into training (multi-task)
+    train_on_target: bool = True  # False: the retriever never sees this collection's index (transfer only)
     search: SearchConfig = SearchConfig()
     baselines: tuple[str, ...] = ("bm25", "minilm")
     max_queries: int = 0  # 0 = every judged query
 
 
-def _atomic_json(path: pathlib.Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+def _sha256_json(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _read_json(path: pathlib.Path) -> dict:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def _index_identity(index_dir: pathlib.Path) -> dict:
+    """The settings fingerprint and output-file hashes of an index (its manifest also holds run times)."""
+    manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
+    return {"fingerprint": manifest["fingerprint"], "files": manifest["files"]}
+
+
+def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, out: str | os.PathLike, *,
+               instruction: str = "", progress: bool = True) -> list[str]:
+    """The `zerogr index` arguments of an index stage (also used by experiments that index extra collections)."""
+    argv = ["--corpus", str(corpus_dir), "--collection", collection, "--out", str(out), "--model", ix.model,
+            "--docid-scheme", ix.docid_scheme, "--num-queries", str(ix.num_queries), "--batch-size",
+            str(ix.batch_size), "--shard-size", str(ix.shard_size), "--seed", str(ix.seed),
+            "--span-queries", str(ix.span_queries), "--doc-as-query-words", str(ix.doc_as_query_words)]
+    if ix.max_docs:
+        argv += ["--max-docs", str(ix.max_docs)]
+    if instruction:
+        argv += ["--instruction", instruction]
+    if not progress:
+        argv.append("--no-progress")
+    return argv
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
@@ -62,8 +95,12 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
 
     work = pathlib.Path(config.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    spec = collections.get_collection(config.collection)
-    col_dir = collections.collection_dir(config.collection, config.data_root or None)
+    if config.corpus_dir:
+        spec = collections.CollectionSpec(config.collection, config.corpus_dir)
+        col_dir = pathlib.Path(config.corpus_dir)
+    else:
+        spec = collections.get_collection(config.collection)
+        col_dir = collections.collection_dir(config.collection, config.data_root or None)
     data = beir.load_beir(col_dir, spec.split)
     judged = beir.evaluation_queries(data.queries, data.qrels)
     if config.max_queries:
@@ -82,31 +119,36 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
 
     # 1. index (resumable shard by shard)
     t0 = time.perf_counter()
-    ix = config.index
     index_dir = work / "index"
-    argv = ["--corpus", str(col_dir), "--collection", spec.name, "--out", str(index_dir), "--model", ix.model,
-            "--docid-scheme", ix.docid_scheme, "--num-queries", str(ix.num_queries), "--batch-size",
-            str(ix.batch_size), "--shard-size", str(ix.shard_size), "--seed", str(ix.seed)]
-    if ix.max_docs:
-        argv += ["--max-docs", str(ix.max_docs)]
-    if not progress:
-        argv.append("--no-progress")
+    argv = index_argv(config.index, col_dir, spec.name, index_dir, instruction=config.instruction,
+                      progress=progress)
     index_builder.main(argv)
     timings["index"] = time.perf_counter() - t0
 
-    # 2. train (resumes from the newest good checkpoint)
+    # 2. train (resumes from the newest good checkpoint; skipped when this exact training finished before)
     t0 = time.perf_counter()
     train_dir = work / "train"
-    argv = ["--config", config.train_config, "--workdir", str(train_dir), "--index", str(index_dir)]
-    for extra in config.extra_train_indexes:
-        argv += ["--index", extra]
+    if not config.train_on_target and not config.extra_train_indexes:
+        raise ValueError("train_on_target=False needs extra_train_indexes to train on")
+    train_indexes = ([str(index_dir)] if config.train_on_target else []) + list(config.extra_train_indexes)
+    argv = ["--config", config.train_config, "--workdir", str(train_dir)]
+    for path in train_indexes:
+        argv += ["--index", path]
     for o in config.train_overrides:
         argv += ["--set", o]
-    if (train_dir / "manifest.json").exists():
-        argv.append("--resume")
-    if not progress:
-        argv.append("--no-progress")
-    train_main(argv)
+    # what the trained model depends on: the arguments, the config file's text and every index's manifest
+    train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(pathlib.Path(config.train_config).read_text()),
+                    "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes]}
+    train_key = _sha256_json(train_inputs)
+    done_path = train_dir / "stage_done.json"
+    if not (_read_json(done_path).get("key") == train_key and (train_dir / "model" / "config.json").exists()):
+        if (train_dir / "manifest.json").exists():
+            argv.append("--resume")
+        if not progress:
+            argv.append("--no-progress")
+        train_main(argv)
+        atomic_write_json(done_path, {"key": train_key, "inputs": train_inputs,
+                                      "train_s": round(time.perf_counter() - t0, 1)})
     timings["train"] = time.perf_counter() - t0
 
     # 3. search + evaluate
@@ -115,12 +157,19 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     from zerogr_jax.models.loading import load_model
     from zerogr_jax.search import build_index_trie, search
 
-    retriever = load_model(str(train_dir / "model"))
-    index = load_index(index_dir)
-    trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
-    run = search(retriever.cfg, retriever.params, retriever.tokenizer, trie, doc_ids, queries, index.instruction,
-                 config.search, progress=progress)
-    runfile.write_run(work / "run.trec", run, tag=f"zerogr-{config.search.strategy}")
+    # the run is reused when it was made by this search config, model and query set
+    run_key = _sha256_json([dataclasses.asdict(config.search), sorted(queries), train_key])
+    run_path, key_path = work / "run.trec", work / "run.key"
+    if run_path.exists() and key_path.exists() and key_path.read_text("utf-8") == run_key:
+        run = runfile.read_run(run_path)
+    else:
+        retriever = load_model(str(train_dir / "model"))
+        index = load_index(index_dir)
+        trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
+        run = search(retriever.cfg, retriever.params, retriever.tokenizer, trie, doc_ids, queries,
+                     index.instruction, config.search, progress=progress)
+        runfile.write_run(run_path, run, tag=f"zerogr-{config.search.strategy}")
+        atomic_write_text(key_path, run_key)
     timings["search"] = time.perf_counter() - t0
     evaluate("zerogr-jax", run)
 
@@ -138,7 +187,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
         t0 = time.perf_counter()
         enc = dense.load_minilm()
         ids = list(data.corpus)
-        emb = dense.encode(enc, [data.corpus[i].contents() for i in ids])
+        emb = dense.encode(enc, [data.corpus[i].contents() for i in ids], show_progress=progress,
+                           desc="MiniLM: encode corpus")
         run = dense.dense_search(enc, ids, emb, queries, k=100)
         timings["minilm"] = time.perf_counter() - t0
         evaluate("MiniLM-L6", run)
@@ -146,7 +196,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     out = {"collection": spec.name, "config": dataclasses.asdict(config), "results": results,
            "timings_s": {k: round(v, 1) for k, v in timings.items()}, "machine": platform.machine(),
            "cpus": os.cpu_count(), "queries": len(queries)}
-    _atomic_json(work / "results.json", out)
+    atomic_write_json(work / "results.json", out)
     print_table(out)
     return out
 

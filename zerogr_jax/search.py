@@ -41,7 +41,7 @@ class SearchConfig:
     top_p: float = 0.9  # nucleus
     batch_size: int = 32
     seed: int = 0
-    restrict_head: bool = True  # LM head only over tokens that occur in docids (same ranking, less compute)
+    restrict_head: bool = True  # decode over the docid tokens only (compact vocabulary; same logits, less compute)
 
     def make_strategy(self) -> decoding.Strategy:
         return {
@@ -54,20 +54,20 @@ class SearchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class RestrictedHeadStepModel(decoding.LlamaStepModel):
-    """Llama step whose LM head covers only `params["head_vocab"]` (the docid tokens); other logits are -inf.
+class CompactHeadStepModel(decoding.LlamaStepModel):
+    """Llama step over a compact vocabulary: the V' tokens that occur in docids, `params["head_vocab"]` [V'] (sorted
+    token ids). Logits are [B, V'] and the tokens fed back are compact ids, mapped to real ids for the embedding.
 
-    Constrained decoding only ever allows trie tokens, so restricting the head changes no allowed logit; for the
-    embedded 49K-vocabulary model it removes most of the head's matmul per step. params = {"model", "head_vocab"}.
+    Constrained decoding only ever allows trie tokens, so no allowed logit changes; what shrinks is every per-step
+    array of the decoder (mask, removal, softmax, sampling) from V = 49,152 (SmolLM2) to V' (a few thousand), and the
+    head's matmul with it. params = {"model", "head_vocab"}; pair it with `compact_vocabulary(trie)`.
     """
 
-    def _logits(self, params, hidden):  # hidden [B, D] -> [B, V]
+    def _logits(self, params, hidden):  # hidden [B, D] -> [B, V']
         cfg = self.cfg
         w = params["model"]["embedding"] if cfg.tie_word_embeddings else params["model"]["lm_head"].T
-        rows = jnp.take(w, params["head_vocab"], axis=0).astype(hidden.dtype)  # [V_docid, D]
-        small = (hidden @ rows.T).astype(jnp.float32)  # [B, V_docid]
-        full = jnp.full((hidden.shape[0], cfg.vocab_size), -jnp.inf, jnp.float32)
-        return full.at[:, params["head_vocab"]].set(small)
+        rows = jnp.take(w, params["head_vocab"], axis=0).astype(hidden.dtype)  # [V', D]
+        return (hidden @ rows.T).astype(jnp.float32)
 
     def prefill(self, params, tokens, mask, cache_len):
         from zerogr_jax import generation
@@ -81,9 +81,27 @@ class RestrictedHeadStepModel(decoding.LlamaStepModel):
         return self._logits(params, hidden[:, -1]), cache, positions[:, -1] + 1
 
     def step(self, params, cache, tokens, positions, cache_index, kv_mask):
-        hidden, cache = llama.forward(params["model"], self.cfg, tokens, positions, cache, cache_index, kv_mask,
+        real = jnp.take(params["head_vocab"], tokens, axis=0)  # compact -> vocabulary ids
+        hidden, cache = llama.forward(params["model"], self.cfg, real, positions, cache, cache_index, kv_mask,
                                       return_hidden=True)
         return self._logits(params, hidden[:, 0]), cache
+
+
+def compact_vocabulary(trie: TrieHost) -> tuple[TrieHost, np.ndarray]:
+    """The same trie over compact token ids 0..V'-1, and the vocabulary ids they stand for ([V'] int32, sorted).
+
+    The map is monotone, so siblings keep their order and node, docid and document numbering are unchanged
+    (`expand_to_documents` works on either trie). High-fan-out bitmask rows are rebuilt over V' bits."""
+    vocab = np.unique(trie.node_token[trie.node_token >= 0]).astype(np.int32)
+    node_token = np.where(trie.node_token >= 0, np.searchsorted(vocab, np.maximum(trie.node_token, 0)), -1)
+    bitmask = np.zeros((trie.bitmask.shape[0], -(-len(vocab) // 32)), np.uint32)
+    for node in np.flatnonzero(trie.bitmask_row >= 0):  # bit t % 32 of word t // 32
+        children = node_token[trie.child_start[node]:trie.child_start[node + 1]]
+        np.bitwise_or.at(bitmask[trie.bitmask_row[node]], children // 32,
+                         (np.uint32(1) << (children % 32).astype(np.uint32)))
+    compact = dataclasses.replace(trie, node_token=node_token.astype(np.int32), bitmask=bitmask,
+                                  vocab_size=len(vocab), eos_id=int(np.searchsorted(vocab, trie.eos_id)))
+    return compact, vocab
 
 
 def build_index_trie(index: IndexData, tokenizer, vocab_size: int) -> tuple[TrieHost, list[str]]:
@@ -102,11 +120,12 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
 
     if config.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {config.strategy!r}; choose one of {STRATEGIES}")
-    device_trie = trie.to_device()
     if config.restrict_head:
-        vocab = np.unique(trie.node_token[trie.node_token >= 0]).astype(np.int32)
-        model, model_params = RestrictedHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
+        compact, vocab = compact_vocabulary(trie)
+        device_trie = compact.to_device()
+        model, model_params = CompactHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
     else:
+        device_trie = trie.to_device()
         model, model_params = decoding.LlamaStepModel(cfg), params
     builder = PromptBuilder(tokenizer)
     qids = list(queries)

@@ -187,7 +187,7 @@ def _num_layers(layer_params: Params | None) -> int:
 
 
 def _apply_layers(layer_params: Params, cfg: llama.LlamaConfig, x, positions, kv_mask, caches=None, cache_index=0):
-    """(hidden states, per-layer (k, v) caches [n, B, S, K, E] or None) after the stacked layers."""
+    """(hidden states, per-layer (k, v) caches [n, B, K, S, E] or None) after the stacked layers."""
     n = _num_layers(layer_params)
     if n == 0:
         return x, caches
@@ -225,15 +225,14 @@ def hidden_states(trainable: Params, consts: StepConstants, cfg: llama.LlamaConf
         positions = consts.prefix_len[col][:, None] + jnp.arange(t, dtype=jnp.int32)[None, :]  # [B, T]
         row_mask = jnp.concatenate([consts.prefix_mask[col], kv_mask], axis=1)  # [B, P + T]
         xp = jnp.take(embedding, consts.prefix_tokens, axis=0).astype(dt)  # [C, P, D]
-        kv_shape = (cfg.num_kv_heads, cfg.head_dim)
         for stack in stacks:
             n = _num_layers(stack)
             if n == 0:
                 continue
-            empty = jnp.zeros((n, c, p) + kv_shape, dt)
+            empty = jnp.zeros((n, c, cfg.num_kv_heads, p, cfg.head_dim), dt)
             xp, (kp, vp) = _apply_layers(stack, cfg, xp, prefix_positions, consts.prefix_mask, (empty, empty), 0)
-            room = jnp.zeros((n, b, t) + kv_shape, dt)  # the rows' own slots [P, P + T)
-            caches = (jnp.concatenate([kp[:, col], room], axis=2), jnp.concatenate([vp[:, col], room], axis=2))
+            room = jnp.zeros((n, b, cfg.num_kv_heads, t, cfg.head_dim), dt)  # the rows' own slots [P, P + T)
+            caches = (jnp.concatenate([kp[:, col], room], axis=3), jnp.concatenate([vp[:, col], room], axis=3))
             x, _ = _apply_layers(stack, cfg, x, positions, row_mask, caches, p)
     norm = llama.RMSNorm(cfg.rms_norm_eps, dt)
     return norm.apply({"params": trainable["final_norm"]}, x)

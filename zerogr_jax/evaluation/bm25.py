@@ -8,11 +8,14 @@ hold fewer than k documents; a query with no indexed term gets an empty ranking.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Iterable, Mapping
 
 import bm25s
 import numpy as np
 import Stemmer
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG when imported
 
 from zerogr_jax.data.beir import Document
 

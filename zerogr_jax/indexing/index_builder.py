@@ -6,7 +6,7 @@
       shards/queries-00003.jsonl     stage 2 output (pseudo-queries and the document-as-query row)
       shards/queries-00003.done.json
       docids.jsonl                   {"doc_id", "docid", "docid_raw", "changes"} per document, corpus order
-      queries.jsonl                  {"doc_id", "query", "kind": "pseudo" | "doc_as_query"}
+      queries.jsonl                  {"doc_id", "query", "kind": "pseudo" | "doc_as_query" | "span"}
       trie.npz                       the docid prefix tree (when a docid tokenizer is given)
       manifest.json                  model, prompts, config, counts, file hashes, versions
 
@@ -40,7 +40,8 @@ from zerogr_jax.atomic_files import atomic_open, atomic_write_json
 from zerogr_jax.data.beir import Document, ReadStats, iter_corpus
 from zerogr_jax.indexing.docids import DocidScheme, docid_to_documents, make_scheme, resolve_collisions
 from zerogr_jax.indexing.generator_protocol import TextGenerator
-from zerogr_jax.indexing.queries import DROP_REASONS, QueryFilter, QueryPrompt, doc_as_query, generate_pseudo_queries
+from zerogr_jax.indexing.queries import (DROP_REASONS, QueryFilter, QueryPrompt, doc_as_query, document_spans,
+                                        generate_pseudo_queries)
 from zerogr_jax.indexing.seeds import STAGE_DOCIDS, STAGE_QUERIES, derive_seed
 from zerogr_jax.indexing.terms import DocumentTerms, TermStats
 
@@ -69,6 +70,7 @@ class IndexConfig:
     max_docs: int | None = None
     batch_size: int = 32  # documents per generator call (part of the seed derivation, hence of the result)
     doc_as_query_words: int = 64  # 0: no document-as-query rows
+    span_queries: int = 0  # random 6-12 word spans of each document as extra training queries (kind "span")
     query_temperature: float = 1.0
     query_top_p: float = 1.0
     query_max_new_tokens: int = 64
@@ -340,7 +342,9 @@ class IndexBuilder:
         elif progress:
             progress(len(docs))
         rows: list[dict] = []
-        kept = doc_rows = no_query_docs = 0
+        kept = doc_rows = span_rows = 0
+        no_query_docs = 0
+        span_seed = derive_seed(self.cfg.seed, STAGE_QUERIES, shard, 1)
         for i, d in enumerate(docs):
             if results is not None:
                 rows += [{"doc_id": d.doc_id, "query": q, "kind": "pseudo"} for q in results[i].queries]
@@ -351,9 +355,13 @@ class IndexBuilder:
                 rows.append({"doc_id": d.doc_id, "query": doc_as_query(d, self.cfg.doc_as_query_words),
                              "kind": "doc_as_query"})
                 doc_rows += 1
+            if self.cfg.span_queries > 0:
+                spans = document_spans(d, self.cfg.span_queries, derive_seed(span_seed, i))
+                rows += [{"doc_id": d.doc_id, "query": q, "kind": "span"} for q in spans]
+                span_rows += len(spans)
         counts = {"documents": len(docs), "generated": len(docs) * self.cfg.num_queries, "kept": kept,
                   "dropped": {r: drops.get(r, 0) for r in DROP_REASONS}, "docs_without_pseudo_query": no_query_docs,
-                  "doc_as_query": doc_rows}
+                  "doc_as_query": doc_rows, "span": span_rows}
         return rows, counts
 
     def run_stage(self, stage: str) -> None:
@@ -468,8 +476,8 @@ class IndexBuilder:
                 f.write(data)
                 h.update(data)
                 counts = self.read_marker("queries", shard)["counts"]
-                for k in ("generated", "kept", "docs_without_pseudo_query", "doc_as_query"):
-                    query_counts[k] += counts[k]
+                for k in ("generated", "kept", "docs_without_pseudo_query", "doc_as_query", "span"):
+                    query_counts[k] += counts.get(k, 0)
                 query_drops.update(counts["dropped"])
         files["queries.jsonl"] = h.hexdigest()
 
@@ -497,7 +505,7 @@ class IndexBuilder:
                                                                  "empty_fallback_docs")},
                           "dropped_terms": dict(sorted(dropped_terms.items()))},
                 "queries": {**{k: query_counts.get(k, 0) for k in ("generated", "kept", "docs_without_pseudo_query",
-                                                                    "doc_as_query")},
+                                                                    "doc_as_query", "span")},
                             "dropped": {r: query_drops.get(r, 0) for r in DROP_REASONS}},
             },
             "trie": trie_info,
@@ -562,6 +570,8 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--max-docs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32, help="documents per generator call")
     parser.add_argument("--doc-as-query-words", type=int, default=64)
+    parser.add_argument("--span-queries", type=int, default=0,
+                        help="random 6-12 word spans of each document added as training queries (no LM needed)")
     parser.add_argument("--model", default="smollm2-135m-instruct", help="docid / query generator (name or path)")
     parser.add_argument("--trie-tokenizer", default=None,
                         help="model whose tokenizer tokenizes docids for the trie (default: --model)")
@@ -594,7 +604,8 @@ def index_main(args: argparse.Namespace) -> dict | None:
     instruction = task_instruction(args.collection, custom=args.instruction)
     cfg = IndexConfig(instruction=instruction, collection=args.collection, docid_scheme=args.docid_scheme,
                       num_queries=args.num_queries, shard_size=args.shard_size, seed=args.seed,
-                      max_docs=args.max_docs, batch_size=args.batch_size, doc_as_query_words=args.doc_as_query_words)
+                      max_docs=args.max_docs, batch_size=args.batch_size, doc_as_query_words=args.doc_as_query_words,
+                      span_queries=args.span_queries)
     generator = model = None
     model_info: dict = {}
     if cfg.docid_scheme == "keyword_lm" or cfg.num_queries > 0:

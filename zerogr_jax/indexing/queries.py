@@ -145,6 +145,30 @@ def doc_as_query(doc, num_words: int = 64) -> str:
     return " ".join(doc.title.split() + doc.text.split()[:num_words])
 
 
+def document_spans(doc, num_spans: int, seed: int, min_words: int = 6, max_words: int = 12) -> list[str]:
+    """`num_spans` distinct random word spans of title + text: query-length training inputs that need no LM.
+
+    A cheap stand-in for pseudo-queries where generation is too slow (the 2-core CPU): short inputs like real
+    queries, always on topic, but lexical copies rather than questions. Fewer spans when the document is short;
+    none for an empty one. Deterministic in (`seed`, the document's words)."""
+    import numpy as np
+
+    words = doc.title.split() + doc.text.split()
+    if not words or num_spans <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    spans: list[str] = []
+    for _ in range(4 * num_spans):  # a bounded number of draws: short documents have few distinct spans
+        n = int(rng.integers(min(min_words, len(words)), min(max_words, len(words)) + 1))
+        start = int(rng.integers(0, len(words) - n + 1))
+        span = " ".join(words[start:start + n])
+        if span not in spans:
+            spans.append(span)
+        if len(spans) == num_spans:
+            break
+    return spans
+
+
 @dataclasses.dataclass(frozen=True)
 class QueryResult:
     queries: list[str]  # kept pseudo-queries, in sample order

@@ -65,21 +65,23 @@ class LlamaConfig:
 
 @flax.struct.dataclass
 class KVCache:
-    k: jax.Array  # [L, B, S, K, E]
-    v: jax.Array  # [L, B, S, K, E]
+    # kv-head-major, [L, B, K, S, E]: attention contracts each (batch, kv head) block as it lies in memory; with
+    # [L, B, S, K, E] every decode step transposed the whole cache (2.5x the step time at batch 32, 180 slots)
+    k: jax.Array  # [L, B, K, S, E]
+    v: jax.Array  # [L, B, K, S, E]
 
     @property
     def max_len(self) -> int:
-        return self.k.shape[2]
+        return self.k.shape[3]
 
 
 def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> KVCache:
-    shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
+    shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_len, cfg.head_dim)
     dtype = dtype or cfg.compute_dtype
     return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype))
 
 
-CACHE_LOGICAL_AXES = ("layers", "batch", "length", "kv", "head_dim")
+CACHE_LOGICAL_AXES = ("layers", "batch", "kv", "length", "head_dim")
 
 
 def rope_inv_freq(cfg: LlamaConfig) -> jax.Array:
@@ -143,23 +145,24 @@ class Attention(nn.Module):
         q, kn = apply_rope(q, positions, inv_freq), apply_rope(kn, positions, inv_freq)
 
         t = x.shape[1]
+        kn, vn = kn.transpose(0, 2, 1, 3), vn.transpose(0, 2, 1, 3)  # [B, K, T, E]
         if layer_cache is None:  # training / scoring: attend within the T tokens
             keys, values, new_cache, start = kn, vn, None, 0
         else:
-            ck, cv = layer_cache
-            keys = jax.lax.dynamic_update_slice(ck, kn.astype(ck.dtype), (0, cache_index, 0, 0))
-            values = jax.lax.dynamic_update_slice(cv, vn.astype(cv.dtype), (0, cache_index, 0, 0))
+            ck, cv = layer_cache  # [B, K, S, E]
+            keys = jax.lax.dynamic_update_slice(ck, kn.astype(ck.dtype), (0, 0, cache_index, 0))
+            values = jax.lax.dynamic_update_slice(cv, vn.astype(cv.dtype), (0, 0, cache_index, 0))
             new_cache, start = (keys, values), cache_index
-        s = keys.shape[1]
+        s = keys.shape[2]
         # causal over slots: query t sits at slot start + t and sees slots <= that, if they are real tokens
         visible = jnp.arange(s)[None, :] <= (start + jnp.arange(t))[:, None]  # [T, S]
         mask = visible[None] & kv_mask[:, None, :]  # [B, T, S]
 
         q = q.reshape(q.shape[0], t, k, h // k, e)  # [B, T, K, G, E]
-        scores = jnp.einsum("btkge,bske->bkgts", q, keys.astype(dt)).astype(jnp.float32) / math.sqrt(e)
+        scores = jnp.einsum("btkge,bkse->bkgts", q, keys.astype(dt)).astype(jnp.float32) / math.sqrt(e)
         scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(dt)
-        out = jnp.einsum("bkgts,bske->btkge", probs, values.astype(dt)).reshape(x.shape[0], t, h, e)
+        out = jnp.einsum("bkgts,bkse->btkge", probs, values.astype(dt)).reshape(x.shape[0], t, h, e)
         return jnp.einsum("bthe,hed->btd", out, wo.astype(dt)), new_cache
 
 

@@ -1,0 +1,71 @@
+"""Search speed: compact-vocabulary decoding (the default) vs full-vocabulary decoding, side by side, same run.
+
+    python experiments/bench_search.py --workdir runs/zero_shot/cranfield --collection cranfield --queries 64
+
+`--workdir` is a finished `zerogr run` directory. Each mode runs once to compile and once timed, over the same first
+`--queries` judged queries, batch 32, K docids, reverse annealing; greedy rankings of both modes are compared (they
+must be identical). Writes experiments/results/bench_search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import result_files  # noqa: E402
+from zerogr_jax.data import beir, collections  # noqa: E402
+from zerogr_jax.data.training_pairs import load_index  # noqa: E402
+from zerogr_jax.models.loading import load_model  # noqa: E402
+from zerogr_jax.search import SearchConfig, build_index_trie, search  # noqa: E402
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--collection", required=True)
+    ap.add_argument("--queries", type=int, default=64)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args(argv)
+    started = time.time()
+    work = pathlib.Path(args.workdir)
+    data = beir.load_beir(collections.collection_dir(args.collection), collections.get_collection(args.collection).split)
+    judged = beir.evaluation_queries(data.queries, data.qrels)
+    queries = {q: v.text for q, v in list(judged.items())[: args.queries]}
+    model = load_model(str(work / "train" / "model"))
+    index = load_index(work / "index")
+    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
+
+    def run(restrict: bool, strategy: str):
+        cfg = SearchConfig(num_docids=args.k, strategy=strategy, batch_size=args.batch_size, restrict_head=restrict)
+        return search(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries, index.instruction, cfg,
+                      progress=False)
+
+    results = {}
+    for restrict in (True, False):
+        name = "compact_vocabulary" if restrict else "full_vocabulary"
+        run(restrict, "reverse_annealing")  # compile
+        t0 = time.perf_counter()
+        run(restrict, "reverse_annealing")
+        seconds = time.perf_counter() - t0
+        results[name] = {"seconds": round(seconds, 2), "queries_per_s": round(len(queries) / seconds, 3)}
+        print(name, results[name], flush=True)
+    greedy_equal = run(True, "greedy") == run(False, "greedy")
+    body = result_files.record(
+        f"search speed on {args.collection} ({len(queries)} queries, K={args.k}, batch {args.batch_size}, reverse "
+        f"annealing), retriever {work}/train/model", results, started=started,
+        extra={"speedup": round(results["full_vocabulary"]["seconds"] / results["compact_vocabulary"]["seconds"], 2),
+               "greedy_rankings_identical": greedy_equal, "trie": trie.metadata()})
+    result_files.write("bench_search", body)
+    print(body["speedup"], "x; greedy identical:", greedy_equal)
+
+
+if __name__ == "__main__":
+    main()

