@@ -6,8 +6,8 @@ import collections
 
 from indexing_fakes import FakeGenerator, synthetic_documents
 from zerogr_jax.data.beir import Document
-from zerogr_jax.indexing.queries import (DROP_REASONS, QueryPrompt, clean_completion, doc_as_query, filter_queries,
-                                         generate_pseudo_queries)
+from zerogr_jax.indexing.queries import (DROP_REASONS, QueryPrompt, clean_completion, doc_as_query, document_spans,
+                                         filter_queries, generate_pseudo_queries)
 from zerogr_jax.indexing.terms import content_stems
 
 INSTRUCTION = "Given a scientific claim, retrieve abstracts that support or refute it"
@@ -87,3 +87,25 @@ def test_doc_as_query_is_title_plus_leading_words():
     doc = Document("x", "A title", "one two  three\nfour five")
     assert doc_as_query(doc, 3) == "A title one two three"
     assert doc_as_query(Document("y", "", "only text here"), 64) == "only text here"
+
+
+def test_document_spans_are_distinct_contiguous_word_runs_and_deterministic():
+    doc = Document("x", "Sleep and memory", " ".join(f"w{i}" for i in range(60)))
+    words = doc.title.split() + doc.text.split()
+    spans = document_spans(doc, 5, seed=3)
+    assert len(spans) == 5 and len(set(spans)) == 5
+    for span in spans:
+        w = span.split()
+        assert 6 <= len(w) <= 12
+        start = words.index(w[0])
+        assert words[start:start + len(w)] == w  # a contiguous run of the document
+    assert document_spans(doc, 5, seed=3) == spans
+    assert document_spans(doc, 5, seed=4) != spans
+
+
+def test_document_spans_of_short_and_empty_documents():
+    short = Document("s", "", "one two three")
+    spans = document_spans(short, 4, seed=0)
+    assert spans == ["one two three"]  # a 3-word document has one span of at most its length
+    assert document_spans(Document("e", "", ""), 4, seed=0) == []
+    assert document_spans(short, 0, seed=0) == []

@@ -77,17 +77,17 @@ def test_prompt_builder_cuts_instruction_and_query_to_64_tokens(tokenizer):
     assert short == chat_prompt(tokenizer, [{"role": "user", "content": INSTRUCTION + "\nshort query"}])
 
 
-def test_heldout_split_is_deterministic_and_pseudo_only(index_dir, tokenizer):
+def test_heldout_split_is_deterministic_and_never_doc_as_query(index_dir, tokenizer):
     index = load_index(index_dir)
     a = build_examples([index], tokenizer, PairsConfig(heldout_fraction=0.3))
     b = build_examples([index], tokenizer, PairsConfig(heldout_fraction=0.3))
     assert np.array_equal(a.heldout.tokens, b.heldout.tokens) and np.array_equal(a.train.tokens, b.train.tokens)
-    expected = sum(heldout_score(d, q) < 0.3 for d, q, k in index.queries if k == "pseudo")
+    expected = sum(heldout_score(d, q) < 0.3 for d, q, k in index.queries if k != "doc_as_query")
     assert len(a.heldout) == expected
     capped = build_examples([index], tokenizer, PairsConfig(heldout_fraction=0.3, heldout_max=3))
     assert len(capped.heldout) == 3
     # the doc-as-query rows (long texts) are always training examples
-    assert a.counts["collections"][0]["examples"] == {"pseudo": 60, "doc_as_query": 2}
+    assert a.counts["collections"][0]["examples"] == {"pseudo": 60, "doc_as_query": 2, "span": 0}
 
 
 def test_multi_index_mix_and_docid_vocabulary(index_dir, tmp_path, tokenizer):
