@@ -34,6 +34,15 @@ def docid_trie(tokenizer, vocab_size, width=2):
                       width=width)
 
 
+def tiny_llama(seed: int):
+    """A random 2-layer Llama over the SmolLM2 vocabulary (49,152 tokens), so the real tokenizer's ids fit."""
+    from zerogr_jax.models import llama
+
+    cfg = llama.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                            num_kv_heads=2, head_dim=8, eos_token_ids=(2,), pad_token_id=0, tie_word_embeddings=True)
+    return cfg, llama.init_params(cfg, jax.random.key(seed))
+
+
 def test_compact_trie_is_the_trie_of_compacted_docids(tokenizer):
     trie = docid_trie(tokenizer, 49152, width=2)  # width 2: the root and "boundary" use bitmask rows
     assert trie.bitmask.shape[0] >= 2
@@ -50,12 +59,7 @@ def test_compact_trie_is_the_trie_of_compacted_docids(tokenizer):
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
 def test_compact_vocabulary_search_equals_full_vocabulary(tokenizer, strategy):
-    from zerogr_jax.models import llama
-
-    cfg = llama.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
-                            num_kv_heads=2, head_dim=8, eos_token_ids=(2,), pad_token_id=0,
-                            tie_word_embeddings=True)
-    params = llama.init_params(cfg, jax.random.key(0))
+    cfg, params = tiny_llama(seed=0)
     trie = docid_trie(tokenizer, cfg.vocab_size)
     doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
     queries = {"q1": "transition of boundary layers", "q2": "flutter of panels", "q3": "hypersonic heating"}
@@ -67,3 +71,18 @@ def test_compact_vocabulary_search_equals_full_vocabulary(tokenizer, strategy):
     assert runs[True] == runs[False]
     for ranking in runs[True].values():
         assert len(ranking) == 5 and set(ranking) <= set(doc_ids)
+
+
+def test_rankings_do_not_depend_on_batching(tokenizer):
+    """Each query draws from its own PRNG stream, so chunking the query set differently (here 5 queries as 5 x 1,
+    2 x 3 padded, 1 x 5) changes no ranking, even with reverse annealing's sampling."""
+    cfg, params = tiny_llama(seed=1)
+    trie = docid_trie(tokenizer, cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
+    queries = {f"q{i}": text for i, text in enumerate(["boundary layers", "panel flutter at supersonic speed",
+                                                       "heat", "shock waves on wings", "laminar cylinder heat"])}
+    runs = [search(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract",
+                   SearchConfig(num_docids=6, strategy="reverse_annealing", batch_size=b), progress=False)
+            for b in (1, 3, 5)]
+    assert runs[0] == runs[1] == runs[2]
+    assert all(len(r) == 6 for r in runs[0].values())

@@ -136,19 +136,22 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
     run: dict[str, dict[str, float]] = {}
     bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
                disable=not progress)
-    for start in range(0, len(qids), config.batch_size):
-        chunk = prompts[start:start + config.batch_size]
-        # pad the batch to a fixed size so every chunk reuses one compiled program
-        chunk = chunk + [chunk[-1]] * (config.batch_size - len(chunk))
+    # equal chunks (225 queries at batch 32: 8 x 29, not 7 x 32 + 1 padded to 32), each padded to one fixed size so
+    # that every chunk reuses one compiled program; a query's docids do not depend on its batch (decoding.py)
+    num_chunks = max(1, -(-len(qids) // config.batch_size))
+    batch_size = -(-len(qids) // num_chunks) if qids else config.batch_size
+    for start in range(0, len(qids), batch_size):
+        chunk = prompts[start:start + batch_size]
+        chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))
         tokens, mask = tokenization.left_pad(chunk, pad, multiple_of=32)
         ranking = decoding.decode_docids(model, model_params, tokens, mask, device_trie, config.num_docids, rng,
                                          strategy, mesh=mesh, key_offset=start)
         docids = np.asarray(ranking.docids)[: len(qids) - start]
-        for qid, ranked in zip(qids[start:start + config.batch_size], expand_to_documents(trie, docids)):
+        for qid, ranked in zip(qids[start:start + batch_size], expand_to_documents(trie, docids)):
             run[qid] = {}
             for doc_index, rank, _ in ranked:
                 run[qid].setdefault(doc_ids[doc_index], 1.0 / (rank + 1))
-        bar.update(min(config.batch_size, len(qids) - start))
+        bar.update(min(batch_size, len(qids) - start))
     bar.close()
     return run
 
