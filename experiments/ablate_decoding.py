@@ -38,6 +38,7 @@ def main(argv=None) -> None:
     ap.add_argument("--k", type=int, default=20, help="docids per query (K)")
     ap.add_argument("--strategies", default="greedy,beam,nucleus,fixed_temperature,reverse_annealing")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-queries", type=int, default=0, help="the first N judged queries (0 = all)")
     ap.add_argument("--name", default=None, help="results/<name>.json (default ablate_decoding_<collection>)")
     args = ap.parse_args(argv)
     started = time.time()
@@ -46,6 +47,8 @@ def main(argv=None) -> None:
     spec = collections.get_collection(args.collection)
     data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
     judged = beir.evaluation_queries(data.queries, data.qrels)
+    if args.max_queries:
+        judged = dict(list(judged.items())[: args.max_queries])
     queries = {q: v.text for q, v in judged.items()}
     qrels = {q: data.qrels[q] for q in judged}
     retriever = load_model(str(work / "train" / "model"))
