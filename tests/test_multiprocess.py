@@ -92,6 +92,9 @@ def test_two_processes_form_one_mesh_and_train_like_one_process(training_runs):
         if one[k].size:
             worst = max(worst, float(np.max(np.abs(two[k].astype(np.float64) - one[k]))))
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=0, atol=1e-6)
+    # process 0 alone writes the metrics log: as many rows as the 1-process run, not one per process
+    rows = {n: (training_runs["dir2"].parent / n / "metrics.jsonl").read_text().splitlines() for n in ("one", "two")}
+    assert len(rows["two"]) == len(rows["one"]) > 0
     assert len(one["losses"]) == STEPS and one["losses"][-1] < one["losses"][0]  # it did train
     print(f"max |2-process - 1-process| over the train state: {worst:.3g}")
 

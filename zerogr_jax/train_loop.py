@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zerogr_jax import config as config_lib
+from zerogr_jax import distributed
 from zerogr_jax import sharding as shd
 from zerogr_jax import training as tr
 from zerogr_jax.data import input_pipeline as pipe
@@ -246,6 +247,9 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
 
 
 def _append_jsonl(path: pathlib.Path, row: dict) -> None:
+    """One metrics row, written by process 0 only (every process computes the same global metrics)."""
+    if jax.process_index() != 0:
+        return
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -324,7 +328,7 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "status": "running",
         "setup_seconds": round(time.perf_counter() - t0, 2),
     }
-    _atomic_write_json(workdir / "manifest.json", manifest)
+    distributed.run_on_main(lambda: _atomic_write_json(workdir / "manifest.json", manifest), "write manifest.json")
     log.info("%d train / %d held-out examples, T=%d; model %s (%d layers)", len(data.train), len(data.heldout),
              data.train.tokens.shape[1], model.source, cfg.num_layers)
 
@@ -335,11 +339,13 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
                     last_log=next((r for r in reversed(result.history) if "loss" in r), None),
                     rejected_checkpoints=result.rejected_checkpoints)
     if result.final_eval:
-        full = tr.merge_params(result.state.params, result.consts.frozen)
-        export_hf_directory(result.model_cfg.replace(dtype="float32"), full, workdir / "model",
-                            tokenizer=model.tokenizer)
+        # every process joins the gather (a collective); process 0 alone writes the export
+        full = distributed.host_arrays(tr.merge_params(result.state.params, result.consts.frozen))
+        distributed.run_on_main(lambda: export_hf_directory(result.model_cfg.replace(dtype="float32"), full,
+                                                            workdir / "model", tokenizer=model.tokenizer),
+                                "export the trained model")
         manifest["exported_model"] = str(workdir / "model")
-    _atomic_write_json(workdir / "manifest.json", manifest)
+    distributed.run_on_main(lambda: _atomic_write_json(workdir / "manifest.json", manifest), "write manifest.json")
     print(json.dumps({k: manifest.get(k) for k in ("status", "steps", "train_seconds", "final_eval",
                                                    "exported_model")}, indent=2))
     return result
