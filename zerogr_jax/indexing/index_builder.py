@@ -578,8 +578,10 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--no-trie", action="store_true")
     parser.add_argument("--on-invalid", choices=("error", "skip"), default="error",
                         help="malformed corpus lines: stop with file:line, or skip and count them")
-    parser.add_argument("--process-index", type=int, default=0)
-    parser.add_argument("--process-count", type=int, default=1)
+    parser.add_argument("--process-index", type=int, default=None,
+                        help="this process's shard owner index (default: jax.process_index())")
+    parser.add_argument("--process-count", type=int, default=None,
+                        help="number of indexing processes (default: jax.process_count())")
     parser.add_argument("--merge-wait-s", type=float, default=0.0,
                         help="process 0: how long to wait for other processes' shards before the merge")
     parser.add_argument("--no-progress", action="store_true")
@@ -591,6 +593,15 @@ def _model_info(name: str, model) -> dict:
     target = source if source.is_file() else source / "model.safetensors"
     return {"name": name, "source": str(source),
             "sha256": _sha256_file(target) if target.is_file() else None, "dtype": model.cfg.dtype}
+
+
+def jax_process(value: int | None, what: str) -> int:
+    """An explicit --process-index/--process-count, else JAX's (1 process unless jax.distributed is initialized)."""
+    if value is not None:
+        return value
+    import jax
+
+    return jax.process_index() if what == "process_index" else jax.process_count()
 
 
 def index_main(args: argparse.Namespace) -> dict | None:
@@ -632,7 +643,8 @@ def index_main(args: argparse.Namespace) -> dict | None:
 
     return build_index(source, args.out, cfg, generator=generator, docid_tokenizer=docid_tokenizer,
                        model_info=model_info, corpus_info={"path": str(corpus), "on_invalid": on_invalid},
-                       process_index=args.process_index, process_count=args.process_count,
+                       process_index=jax_process(args.process_index, "process_index"),
+                       process_count=jax_process(args.process_count, "process_count"),
                        show_progress=not args.no_progress, merge_wait_s=args.merge_wait_s)
 
 
