@@ -159,7 +159,7 @@ class TrieHost:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+                _write_npz(f, {k: np.asarray(v) for k, v in arrays.items()})
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -179,6 +179,17 @@ class TrieHost:
                 v = z[f.name]
                 kwargs[f.name] = int(v) if v.ndim == 0 else v
         return cls(**kwargs)
+
+
+def _write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez` with fixed zip timestamps, so the same trie is the same bytes (np.savez stamps the current time)."""
+    import zipfile
+
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arrays[name], allow_pickle=False)
 
 
 def _pad_sequences(docid_tokens) -> tuple[np.ndarray, np.ndarray]:
