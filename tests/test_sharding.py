@@ -32,3 +32,17 @@ def test_mesh_shape_rest_axis():
         shd.MeshConfig(data=-1, fsdp=-1).shape(8)
     with pytest.raises(ValueError, match="do not split"):
         shd.MeshConfig(data=-1, fsdp=3).shape(8)
+
+
+def test_tree_shardings_treats_tuples_in_the_abstract_tree_as_containers():
+    import jax
+
+    mesh = shd.make_mesh(shd.MeshConfig(data=-1, fsdp=1, tensor=1))
+    sds = jax.ShapeDtypeStruct((8, 4), "float32")
+    abstract = {"cache": (sds, sds), "w": sds}  # (k, v): a tuple container, as the KV cache is
+    logical = {"cache": (("batch", None), ("batch", None)), "w": P(None, None)}
+    out = shd.tree_shardings(mesh, abstract, logical)
+    assert isinstance(out["cache"], tuple) and len(out["cache"]) == 2
+    single = shd.tree_shardings(mesh, sds, ("batch", None))  # a bare logical tuple is one leaf
+    assert all(s == single for s in out["cache"])
+    assert out["w"].spec == P(None, None)

@@ -100,10 +100,15 @@ def _fits(shape: Sequence[int], spec: P, mesh: Mesh) -> P:
 def tree_shardings(mesh: Mesh, abstract_tree: Any, logical_tree: Any, rules=LOGICAL_RULES) -> Any:
     """NamedShardings for a pytree of ShapeDtypeStructs given a matching pytree of logical-axis tuples."""
 
-    def one(abstract, logical):
+    def one(logical, abstract):
         return NamedSharding(mesh, _fits(abstract.shape, logical_to_spec(logical, rules), mesh))
 
-    return jax.tree.map(one, abstract_tree, logical_tree, is_leaf=lambda x: isinstance(x, tuple))
+    # the logical tree leads: its leaves are axis-name tuples, while tuples in the abstract tree are containers
+    return jax.tree.map(one, logical_tree, abstract_tree, is_leaf=_is_logical_axes)
+
+
+def _is_logical_axes(x: Any) -> bool:
+    return isinstance(x, P) or (isinstance(x, tuple) and all(a is None or isinstance(a, str) for a in x))
 
 
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
