@@ -171,15 +171,8 @@ class _LayerStack(nn.Module):
 
     @nn.compact
     def __call__(self, x, positions, kv_mask, caches, cache_index):
-        layers = nn.scan(
-            llama.DecoderLayer,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
-            length=self.cfg.num_layers,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )(self.cfg, name="layers")
-        return layers(x, caches, positions, cache_index, kv_mask)
+        return llama.apply_layer_stack(llama.layer_stack(self.cfg), self.cfg, x, caches, positions, cache_index,
+                                       kv_mask)
 
 
 def _num_layers(layer_params: Params | None) -> int:

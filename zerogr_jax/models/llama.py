@@ -130,7 +130,9 @@ class Attention(nn.Module):
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, x, positions, layer_cache, cache_index, kv_mask):
+    def __call__(self, x, positions, cache, layer, cache_index, kv_mask):
+        """cache: None, or the whole stack's (k, v), each [L, B, K, S, E]: this layer's slot range is written in
+        place (a carry of the layer scan, so XLA updates it without copying the stack every step)."""
         cfg, dt = self.cfg, self.cfg.compute_dtype
         d, h, k, e = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         wq = _param(self, "q", (d, h, e), ("embed", "heads", "head_dim"))
@@ -146,13 +148,17 @@ class Attention(nn.Module):
 
         t = x.shape[1]
         kn, vn = kn.transpose(0, 2, 1, 3), vn.transpose(0, 2, 1, 3)  # [B, K, T, E]
-        if layer_cache is None:  # training / scoring: attend within the T tokens
+        if cache is None:  # training / scoring: attend within the T tokens
             keys, values, new_cache, start = kn, vn, None, 0
         else:
-            ck, cv = layer_cache  # [B, K, S, E]
-            keys = jax.lax.dynamic_update_slice(ck, kn.astype(ck.dtype), (0, 0, cache_index, 0))
-            values = jax.lax.dynamic_update_slice(cv, vn.astype(cv.dtype), (0, 0, cache_index, 0))
-            new_cache, start = (keys, values), cache_index
+            ck, cv = cache
+            kn, vn = kn.astype(ck.dtype), vn.astype(cv.dtype)
+            # write first, then read the layer back: a read before the in-place write would make XLA copy the stack
+            ck = jax.lax.dynamic_update_slice(ck, kn[None], (layer, 0, 0, cache_index, 0))
+            cv = jax.lax.dynamic_update_slice(cv, vn[None], (layer, 0, 0, cache_index, 0))
+            keys = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False)  # [B, K, S, E]
+            values = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False)
+            new_cache, start = (ck, cv), cache_index
         s = keys.shape[2]
         # causal over slots: query t sits at slot start + t and sees slots <= that, if they are real tokens
         visible = jnp.arange(s)[None, :] <= (start + jnp.arange(t))[:, None]  # [T, S]
@@ -184,14 +190,36 @@ class DecoderLayer(nn.Module):
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, x, layer_cache, positions, cache_index, kv_mask):
+    def __call__(self, carry, layer, positions, cache_index, kv_mask):
+        """carry = (hidden [B, T, D], None or the whole stack's (k, v) cache); layer = this layer's index."""
         cfg = self.cfg
-        h, new_cache = Attention(cfg, name="attn")(
-            RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="attn_norm")(x), positions, layer_cache,
+        x, cache = carry
+        h, cache = Attention(cfg, name="attn")(
+            RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="attn_norm")(x), positions, cache, layer,
             cache_index, kv_mask)
         x = x + h.astype(x.dtype)
         x = x + MLP(cfg, name="mlp")(RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="mlp_norm")(x)).astype(x.dtype)
-        return x, new_cache
+        return (x, cache), None
+
+
+def layer_stack(cfg: LlamaConfig, name: str = "layers") -> nn.Module:
+    """The decoder layers as one `nn.scan` (params stacked on a leading "layers" axis); call it with
+    `apply_layer_stack`. Used by `Llama` and by the training forward's split stacks."""
+    return nn.scan(
+        DecoderLayer,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+        length=cfg.num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )(cfg, name=name)
+
+
+def apply_layer_stack(stack: nn.Module, cfg: LlamaConfig, x, cache, positions, cache_index, kv_mask):
+    """(hidden states, updated (k, v) cache or None): the cache rides in the scan carry, so each layer updates its
+    slots in place instead of the scan re-stacking the whole cache as an output every call."""
+    (x, cache), _ = stack((x, cache), jnp.arange(cfg.num_layers, dtype=jnp.int32), positions, cache_index, kv_mask)
+    return x, cache
 
 
 class Llama(nn.Module):
@@ -202,16 +230,8 @@ class Llama(nn.Module):
         cfg = self.cfg
         embedding = _param(self, "embedding", (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"))
         x = jnp.take(embedding, tokens, axis=0).astype(cfg.compute_dtype)  # [B, T, D]
-        layers = nn.scan(
-            DecoderLayer,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
-            length=cfg.num_layers,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )(cfg, name="layers")
         layer_caches = None if cache is None else (cache.k, cache.v)
-        x, new_caches = layers(x, layer_caches, positions, cache_index, kv_mask)
+        x, new_caches = apply_layer_stack(layer_stack(cfg), cfg, x, layer_caches, positions, cache_index, kv_mask)
         x = RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="final_norm")(x)
         if return_hidden:
             logits = x
