@@ -6,7 +6,7 @@ What it trades for time on 2 CPU cores: TF-IDF keyword docids instead of LM doci
 (only document-as-query pairs): LM generation ran at 0.04 docs/s on the loaded dev machine (BENCHMARKS.md), so
 B > 0 belongs on an accelerator (`--set index.num_queries=16`). The retriever is cpu-small (experiments/configs/
 cpu_small.py) trained for one epoch, and search keeps K = 20 reverse-annealed docids per query (the paper: 100), so
-Recall@100 is capped by 20 docids. The whole run has not yet been timed on an idle machine.
+Recall@100 is capped by 20 docids. Measured: 11 min 55 s for the whole run on the 2-core dev CPU (RESULTS.md).
 """
 
 from zerogr_jax.pipeline import IndexStage, PipelineConfig
