@@ -21,12 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import finished_run  # noqa: E402
 import result_files  # noqa: E402
-from zerogr_jax.data import beir, collections  # noqa: E402
-from zerogr_jax.data.training_pairs import load_index  # noqa: E402
 from zerogr_jax.evaluation import metrics, runfile  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
-from zerogr_jax.search import STRATEGIES, SearchConfig, build_index_trie, search  # noqa: E402
+from zerogr_jax.search import STRATEGIES, SearchConfig, search  # noqa: E402
 
 SHOWN = ("Acc@1", "nDCG@10", "Recall@100", "MRR@10")
 
@@ -44,16 +42,8 @@ def main(argv=None) -> None:
     started = time.time()
     name = args.name or f"ablate_decoding_{args.collection}"
     work = pathlib.Path(args.workdir)
-    spec = collections.get_collection(args.collection)
-    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
-    judged = beir.evaluation_queries(data.queries, data.qrels)
-    if args.max_queries:
-        judged = dict(list(judged.items())[: args.max_queries])
-    queries = {q: v.text for q, v in judged.items()}
-    qrels = {q: data.qrels[q] for q in judged}
-    retriever = load_model(str(work / "train" / "model"))
-    index = load_index(work / "index")
-    trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
+    fr = finished_run.load(work, args.collection, args.max_queries)
+    queries, retriever = fr.queries, fr.retriever
 
     results: dict[str, dict] = {}
     for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
@@ -61,12 +51,12 @@ def main(argv=None) -> None:
             raise SystemExit(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
         config = SearchConfig(num_docids=args.k, strategy=strategy, batch_size=args.batch_size)
         t0 = time.perf_counter()
-        run = search(retriever.cfg, retriever.params, retriever.tokenizer, trie, doc_ids, queries,
-                     index.instruction, config)
+        run = search(retriever.cfg, retriever.params, retriever.tokenizer, fr.trie, fr.doc_ids, queries,
+                     fr.index.instruction, config)
         seconds = time.perf_counter() - t0
         runfile.write_run(work / f"run.{strategy}.trec", run, tag=f"zerogr-{strategy}")
-        res = metrics.evaluate(qrels, run, ignore_identical_ids=spec.ignore_identical_ids,
-                               corpus_ids=data.corpus.keys())
+        res = metrics.evaluate(fr.qrels, run, ignore_identical_ids=fr.spec.ignore_identical_ids,
+                               corpus_ids=fr.corpus_ids)
         results[strategy] = {"metrics": res.metrics, "search_s": round(seconds, 1),
                              "config": dataclasses.asdict(config)}
         print(strategy, {m: round(res.metrics[m], 4) for m in SHOWN}, f"{seconds:.0f} s", flush=True)

@@ -19,11 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import finished_run  # noqa: E402
 import result_files  # noqa: E402
-from zerogr_jax.data import beir, collections  # noqa: E402
-from zerogr_jax.data.training_pairs import load_index  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
-from zerogr_jax.search import SearchConfig, build_index_trie, search  # noqa: E402
+from zerogr_jax.search import SearchConfig, search  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -36,17 +34,13 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     started = time.time()
     work = pathlib.Path(args.workdir)
-    data = beir.load_beir(collections.collection_dir(args.collection), collections.get_collection(args.collection).split)
-    judged = beir.evaluation_queries(data.queries, data.qrels)
-    queries = {q: v.text for q, v in list(judged.items())[: args.queries]}
-    model = load_model(str(work / "train" / "model"))
-    index = load_index(work / "index")
-    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
+    fr = finished_run.load(work, args.collection, args.queries)
+    queries, model, trie = fr.queries, fr.retriever, fr.trie
 
     def run(restrict: bool, strategy: str):
         cfg = SearchConfig(num_docids=args.k, strategy=strategy, batch_size=args.batch_size, restrict_head=restrict)
-        return search(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries, index.instruction, cfg,
-                      progress=False)
+        return search(model.cfg, model.params, model.tokenizer, trie, fr.doc_ids, queries, fr.index.instruction,
+                      cfg, progress=False)
 
     results = {}
     for restrict in (True, False):

@@ -11,6 +11,7 @@ import pathlib
 import platform
 import shlex
 import sys
+import time
 from typing import Mapping, Sequence
 
 from zerogr_jax.atomic_files import atomic_open, atomic_write_json
@@ -20,8 +21,6 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 def record(what: str, results, *, started: float, extra: Mapping | None = None) -> dict:
     """The JSON body: the exact command, when, on what machine and under what load, plus `results`."""
-    import time
-
     return {"what": what, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),

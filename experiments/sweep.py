@@ -24,6 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import result_files  # noqa: E402
 from zerogr_jax import config as config_lib  # noqa: E402
+from zerogr_jax.atomic_files import atomic_write_json  # noqa: E402
 from zerogr_jax.data import collections  # noqa: E402
 from zerogr_jax.indexing import index_builder  # noqa: E402
 from zerogr_jax.pipeline import index_argv, run_pipeline  # noqa: E402
@@ -57,7 +58,7 @@ def run_sweep(args, *, what: str) -> dict:
         if (root / value / "index_seconds.json").exists():  # the first (complete) build's time, not a resume's
             index_s = json.loads((root / value / "index_seconds.json").read_text())["index_s"]
         else:
-            result_files.atomic_write_json(root / value / "index_seconds.json", {"index_s": index_s})
+            atomic_write_json(root / value / "index_seconds.json", {"index_s": index_s})
         row = {"index": {**index_stats(index_dir), "index_s": round(index_s, 1)}}
         row["index"]["docs_per_s"] = round(row["index"]["documents"] / max(index_s, 1e-9), 2)
         if not args.index_only:

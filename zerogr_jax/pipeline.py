@@ -136,7 +136,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
         argv += ["--index", path]
     for o in config.train_overrides:
         argv += ["--set", o]
-    # what the trained model depends on: the arguments, the config file's text and every index's manifest
+    # what the trained model depends on: the arguments, the config file's text, each index's settings and outputs
     train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(pathlib.Path(config.train_config).read_text()),
                     "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes]}
     train_key = _sha256_json(train_inputs)

@@ -15,9 +15,9 @@ import bm25s
 import numpy as np
 import Stemmer
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG when imported
-
 from zerogr_jax.data.beir import Document
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG when imported
 
 
 @dataclasses.dataclass(frozen=True)

@@ -342,8 +342,7 @@ class IndexBuilder:
         elif progress:
             progress(len(docs))
         rows: list[dict] = []
-        kept = doc_rows = span_rows = 0
-        no_query_docs = 0
+        kept = doc_rows = span_rows = no_query_docs = 0
         span_seed = derive_seed(self.cfg.seed, STAGE_QUERIES, shard, 1)
         for i, d in enumerate(docs):
             if results is not None:
@@ -595,17 +594,10 @@ def _model_info(name: str, model) -> dict:
             "sha256": _sha256_file(target) if target.is_file() else None, "dtype": model.cfg.dtype}
 
 
-def jax_process(value: int | None, what: str) -> int:
-    """An explicit --process-index/--process-count, else JAX's (1 process unless jax.distributed is initialized)."""
-    if value is not None:
-        return value
-    import jax
-
-    return jax.process_index() if what == "process_index" else jax.process_count()
-
-
 def index_main(args: argparse.Namespace) -> dict | None:
     """`zerogr index ...`: builds or resumes an index directory; returns the manifest (process 0)."""
+    import jax  # 1 process unless jax.distributed was initialized (`zerogr` does that first)
+
     from zerogr_jax.data.collections import collection_dir
     from zerogr_jax.data.instructions import task_instruction
 
@@ -643,8 +635,8 @@ def index_main(args: argparse.Namespace) -> dict | None:
 
     return build_index(source, args.out, cfg, generator=generator, docid_tokenizer=docid_tokenizer,
                        model_info=model_info, corpus_info={"path": str(corpus), "on_invalid": on_invalid},
-                       process_index=jax_process(args.process_index, "process_index"),
-                       process_count=jax_process(args.process_count, "process_count"),
+                       process_index=jax.process_index() if args.process_index is None else args.process_index,
+                       process_count=jax.process_count() if args.process_count is None else args.process_count,
                        show_progress=not args.no_progress, merge_wait_s=args.merge_wait_s)
 
 

@@ -1,0 +1,40 @@
+"""A finished `zerogr run` work directory loaded for re-searching: the collection's judged queries and qrels, the
+trained retriever (train/model), its index and trie. Shared by ablate_decoding.py and bench_search.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from zerogr_jax.data import beir, collections
+from zerogr_jax.data.training_pairs import IndexData, load_index
+from zerogr_jax.models.loading import Model, load_model
+from zerogr_jax.search import build_index_trie
+from zerogr_jax.trie import TrieHost
+
+
+@dataclasses.dataclass
+class FinishedRun:
+    spec: collections.CollectionSpec
+    corpus_ids: frozenset[str]
+    queries: dict[str, str]  # judged query id -> text, in file order (the first `max_queries`)
+    qrels: dict
+    retriever: Model
+    index: IndexData
+    trie: TrieHost
+    doc_ids: list[str]  # document of each trie document index
+
+
+def load(workdir: str | pathlib.Path, collection: str, max_queries: int = 0) -> FinishedRun:
+    work = pathlib.Path(workdir)
+    spec = collections.get_collection(collection)
+    data = beir.load_beir(collections.collection_dir(collection), spec.split)
+    judged = beir.evaluation_queries(data.queries, data.qrels)
+    if max_queries:
+        judged = dict(list(judged.items())[:max_queries])
+    retriever = load_model(str(work / "train" / "model"))
+    index = load_index(work / "index")
+    trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
+    return FinishedRun(spec=spec, corpus_ids=frozenset(data.corpus), queries={q: v.text for q, v in judged.items()},
+                       qrels={q: data.qrels[q] for q in judged}, retriever=retriever, index=index, trie=trie,
+                       doc_ids=doc_ids)
