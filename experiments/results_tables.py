@@ -2,7 +2,7 @@
 
     python experiments/results_tables.py zero_shot_cpu ablate_decoding_cranfield multi_task_cranfield ...
 
-Knows the layouts written by zero_shot.py, ablate_decoding.py, multi_task.py and sweep.py (ablate_docids.py,
+Knows the layouts written by zero_shot.py, ablate_decoding.py, multi_task.py, levers.py and sweep.py (ablate_docids.py,
 ablate_queries_per_doc.py); MiniLM figures for the zero-shot table come from results/baselines.json.
 """
 
@@ -70,6 +70,19 @@ def sweep(body: dict) -> str:
     return _table(header, rows)
 
 
+def levers(body: dict) -> str:
+    rows = []
+    for name, r in body["results"].items():
+        t = r["timings_s"]
+        trained = f"{r['steps']} x {r['batch_size']} of {r['train_examples']}" if r.get("steps") else "none"
+        acc = r.get("heldout_token_accuracy")
+        rows.append([name, r["what"], *(f"{r['metrics'][m]:.3f}" for m in SHOWN), trained,
+                     f"{r['last_train_loss']:.2f}" if r.get("last_train_loss") is not None else "-",
+                     f"{acc:.2f}" if acc is not None else "-", f"{t['train']:.0f}", f"{t['search']:.0f}"])
+    return _table(["variant", "what", *SHOWN, "steps x batch of examples", "last train loss",
+                   "held-out token acc", "train s", "search s"], rows)
+
+
 def render(name: str) -> str:
     body = _load(name)
     if name.startswith("zero_shot"):
@@ -78,6 +91,8 @@ def render(name: str) -> str:
         table = metric_rows(body, "strategy")
     elif name.startswith("multi_task"):
         table = metric_rows(body, "retriever")
+    elif name.startswith("levers"):
+        table = levers(body)
     else:
         table = sweep(body)
     return f"`{body['command']}` — {body['date']}, load {body['load_average_at_end'][0]:.1f}, " \

@@ -93,3 +93,37 @@ def test_main_job_end_to_end_and_resume(tmp_path):
     assert (work / "run.trec").read_bytes() == run_bytes
     assert (work / "run.trec").stat().st_mtime_ns == run_mtime
     assert again["results"] == out["results"]
+    # the reused stages report their first run's times, and say so
+    assert out["reused_stages"] == [] and again["reused_stages"] == ["train", "search"]
+    for stage in ("train", "search"):
+        assert again["timings_s"][stage] == out["timings_s"][stage] > 0
+
+
+def test_untrained_retriever_is_searched_as_loaded(tmp_path):
+    """`train_retriever=False` (the zero-training point of experiments/levers.py): no training stage, the train
+    config's model (cut to its `model.num_layers`) searches the index, and a rerun reuses the run file."""
+    from zerogr_jax import pipeline
+    from zerogr_jax.evaluation import runfile
+    from zerogr_jax.search import SearchConfig
+
+    corpus = write_collection(tmp_path / "tiny")
+    config = pipeline.PipelineConfig(
+        collection="tiny", corpus_dir=str(corpus), workdir=str(tmp_path / "work"),
+        instruction="Given a topic, retrieve the paragraph about it",
+        index=pipeline.IndexStage(docid_scheme="tfidf_keywords", num_queries=0, shard_size=5),
+        train_config="experiments/configs/cpu_small.py", train_overrides=("model.num_layers=2",),
+        train_retriever=False, search=SearchConfig(num_docids=3, batch_size=8), baselines=())
+    out = pipeline.run_pipeline(config, progress=False)
+    work = tmp_path / "work"
+    assert not (work / "train").exists()
+    run = runfile.read_run(work / "run.trec")
+    assert sorted(run) == sorted(f"q{i}" for i in QUERIES)
+    assert all(1 <= len(r) <= 3 and set(r) <= {f"d{i}" for i in range(len(TOPICS))} for r in run.values())
+    mtime = (work / "run.trec").stat().st_mtime_ns
+    again = pipeline.run_pipeline(config, progress=False)
+    assert (work / "run.trec").stat().st_mtime_ns == mtime and again["results"] == out["results"]
+    # a different model cut is a different retriever: the run is redone
+    deeper = pipeline.run_pipeline(pipeline.dataclasses.replace(config, train_overrides=("model.num_layers=3",)),
+                                   progress=False)
+    assert (work / "run.trec").stat().st_mtime_ns != mtime
+    assert set(deeper["results"]) == {"zerogr-jax"}

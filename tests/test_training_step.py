@@ -97,3 +97,34 @@ def test_grad_accumulation_matches_one_big_batch(tmp_path):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-9)  # Adam moments: the gradients themselves
     for a, b in zip(jax.tree.leaves(host(one.state.params)), jax.tree.leaves(host(two.state.params))):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_cached_frozen_features_train_the_same_model(tmp_path):
+    """train.cache_frozen_features: the frozen layers run once per example before training and the top layer trains
+    on their stored outputs: the same losses, held-out metrics and params as running the frozen layers every step
+    (with a shared prefix, which still runs through every layer, and length buckets, which cut the stored rows)."""
+    def setup(**overrides):
+        base = tiny_setup(trainable="top_layers:1", share_prefix=True, length_buckets=2, total_steps=4,
+                          **overrides)
+        ex = tiny_examples(t=20, instruction=(5, 6, 7))
+        held = np.arange(len(ex)) % 5 == 4
+        data = dataclasses.replace(base.data, train=ex.take(np.flatnonzero(~held)),
+                                   heldout=ex.take(np.flatnonzero(held)))
+        return dataclasses.replace(base, data=data)
+
+    plain = fit(setup(), tmp_path / "plain", progress=False)
+    cached = fit(setup(cache_frozen_features=True), tmp_path / "cached", progress=False)
+    losses = lambda r: [x["loss"] for x in r.history if "loss" in x]
+    assert len(losses(plain)) == 4
+    np.testing.assert_allclose(losses(cached), losses(plain), rtol=1e-5)
+    for k in ("eval_loss", "eval_token_accuracy"):
+        np.testing.assert_allclose(cached.final_eval[k], plain.final_eval[k], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(host(plain.state.params)), jax.tree.leaves(host(cached.state.params))):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_cached_frozen_features_need_frozen_layers(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="top_layers"):
+        fit(tiny_setup(cache_frozen_features=True), tmp_path, progress=False)

@@ -20,7 +20,7 @@ import platform
 import time
 from typing import Sequence
 
-from zerogr_jax.atomic_files import atomic_write_json, atomic_write_text
+from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.search import SearchConfig
 
 
@@ -49,6 +49,7 @@ class PipelineConfig:
     train_overrides: tuple[str, ...] = ()  # "key=value" for the train config
     extra_train_indexes: tuple[str, ...] = ()  # other index dirs mixed into training (multi-task)
     train_on_target: bool = True  # False: the retriever never sees this collection's index (transfer only)
+    train_retriever: bool = True  # False: search with the train config's model as loaded (the zero-training point)
     search: SearchConfig = SearchConfig()
     baselines: tuple[str, ...] = ("bm25", "minilm")
     max_queries: int = 0  # 0 = every judged query
@@ -88,9 +89,11 @@ def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, o
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
+    from zerogr_jax import config as config_lib
     from zerogr_jax.data import beir, collections
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.indexing import index_builder
+    from zerogr_jax.models import llama
     from zerogr_jax.train_loop import train_main
 
     work = pathlib.Path(config.workdir)
@@ -108,6 +111,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     qrels = {q: data.qrels[q] for q in judged}
     queries = {q: v.text for q, v in judged.items()}
     timings: dict[str, float] = {}
+    reused: list[str] = []  # stages whose outputs were already complete: their time is the first run's
     results: dict[str, dict] = {}
 
     def evaluate(name: str, run: dict) -> None:
@@ -128,6 +132,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     # 2. train (resumes from the newest good checkpoint; skipped when this exact training finished before)
     t0 = time.perf_counter()
     train_dir = work / "train"
+    train_exp = config_lib.override(config_lib.load_config_file(config.train_config), config.train_overrides)
     if not config.train_on_target and not config.extra_train_indexes:
         raise ValueError("train_on_target=False needs extra_train_indexes to train on")
     train_indexes = ([str(index_dir)] if config.train_on_target else []) + list(config.extra_train_indexes)
@@ -136,20 +141,27 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
         argv += ["--index", path]
     for o in config.train_overrides:
         argv += ["--set", o]
-    # what the trained model depends on: the arguments, the config file's text, each index's settings and outputs
-    train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(pathlib.Path(config.train_config).read_text()),
+    # what the trained model depends on: the arguments, the resolved config (a config file may load another), each
+    # index's settings and outputs
+    train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
                     "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes]}
+    if not config.train_retriever:
+        train_inputs = {"untrained": config_lib.to_dict(train_exp.model)}
     train_key = _sha256_json(train_inputs)
     done_path = train_dir / "stage_done.json"
-    if not (_read_json(done_path).get("key") == train_key and (train_dir / "model" / "config.json").exists()):
+    done = _read_json(done_path)
+    if not config.train_retriever:
+        timings["train"] = 0.0
+    elif done.get("key") == train_key and (train_dir / "model" / "config.json").exists():
+        timings["train"], reused = done.get("train_s", float("nan")), reused + ["train"]
+    else:
         if (train_dir / "manifest.json").exists():
             argv.append("--resume")
         if not progress:
             argv.append("--no-progress")
         train_main(argv)
-        atomic_write_json(done_path, {"key": train_key, "inputs": train_inputs,
-                                      "train_s": round(time.perf_counter() - t0, 1)})
-    timings["train"] = time.perf_counter() - t0
+        timings["train"] = time.perf_counter() - t0
+        atomic_write_json(done_path, {"key": train_key, "inputs": train_inputs, "train_s": round(timings["train"], 1)})
 
     # 3. search + evaluate
     t0 = time.perf_counter()
@@ -160,17 +172,23 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     # the run is reused when it was made by this search config, model and query set
     run_key = _sha256_json([dataclasses.asdict(config.search), sorted(queries), train_key])
     run_path, key_path = work / "run.trec", work / "run.key"
-    if run_path.exists() and key_path.exists() and key_path.read_text("utf-8") == run_key:
+    made = _read_json(key_path)  # {"key", "search_s"} of the run file's search
+    if run_path.exists() and made.get("key") == run_key:
         run = runfile.read_run(run_path)
+        timings["search"], reused = made.get("search_s", float("nan")), reused + ["search"]
     else:
-        retriever = load_model(str(train_dir / "model"))
+        retriever = load_model(str(train_dir / "model") if config.train_retriever else train_exp.model.name)
+        retriever_cfg, retriever_params = retriever.cfg, retriever.params
+        if not config.train_retriever and train_exp.model.num_layers:
+            retriever_params, retriever_cfg = llama.truncate_layers(retriever_params, retriever_cfg,
+                                                                    train_exp.model.num_layers)
         index = load_index(index_dir)
-        trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
-        run = search(retriever.cfg, retriever.params, retriever.tokenizer, trie, doc_ids, queries,
+        trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever_cfg.vocab_size)
+        run = search(retriever_cfg, retriever_params, retriever.tokenizer, trie, doc_ids, queries,
                      index.instruction, config.search, progress=progress)
         runfile.write_run(run_path, run, tag=f"zerogr-{config.search.strategy}")
-        atomic_write_text(key_path, run_key)
-    timings["search"] = time.perf_counter() - t0
+        timings["search"] = time.perf_counter() - t0
+        atomic_write_json(key_path, {"key": run_key, "search_s": round(timings["search"], 1)})
     evaluate("zerogr-jax", run)
 
     # 4. baselines, same queries, same metrics
@@ -194,7 +212,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
         evaluate("MiniLM-L6", run)
 
     out = {"collection": spec.name, "config": dataclasses.asdict(config), "results": results,
-           "timings_s": {k: round(v, 1) for k, v in timings.items()}, "machine": platform.machine(),
+           "timings_s": {k: round(v, 1) for k, v in timings.items()}, "reused_stages": reused,
+           "machine": platform.machine(),
            "cpus": os.cpu_count(), "queries": len(queries)}
     atomic_write_json(work / "results.json", out)
     print_table(out)
@@ -208,6 +227,8 @@ def print_table(out: dict) -> None:
     for system, r in out["results"].items():
         print(f"{system:<12}" + "".join(f"{r['metrics'][n]:>12.3f}" for n in names))
     print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in out["timings_s"].items()))
+    if out.get("reused_stages"):
+        print(f"reused from an earlier run (time shown is that run's): {', '.join(out['reused_stages'])}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

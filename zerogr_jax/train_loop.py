@@ -119,6 +119,25 @@ def evaluate(eval_step, params, consts, examples, global_batch: int, shardings, 
             "eval_examples": int(total["sequences"])}
 
 
+def frozen_features(features_step, consts, examples, global_batch: int, shardings, *, hidden_size: int,
+                    length_buckets: int = 1, progress: bool = True, desc: str = "frozen layers") -> np.ndarray:
+    """[N, T, D] float32 host array: the frozen layers' output for every example, on every process (zero beyond
+    each row's batch width). Rows run shortest first, each batch cut to one of the training's bucket widths."""
+    n, t = examples.tokens.shape
+    out = np.zeros((n, t, hidden_size), np.float32)
+    lengths = examples.kv_mask.sum(1)
+    order = np.argsort(lengths, kind="stable")
+    widths = pipe.bucket_widths(lengths, t, max(length_buckets, 1))
+    batches = pipe.sequential_batches(examples.take(order), global_batch, shardings=shardings, widths=widths)
+    with _progress(-(-n // global_batch), 0, progress, desc=desc) as bar:
+        for start, batch in zip(range(0, n, global_batch), batches):
+            feats = np.asarray(distributed.host_arrays(features_step(batch, consts)))  # [global_batch, w, D]
+            rows = order[start:start + global_batch]
+            out[rows, :feats.shape[1]] = feats[:len(rows)]
+            bar.update(1)
+    return out
+
+
 def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mesh | None = None,
         resume: bool = False, stop_after_step: int | None = None, eval_callback: EvalCallback | None = None,
         progress: bool = True) -> FitResult:
@@ -154,6 +173,15 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     consts_sh = tr.constants_shardings(mesh, consts, frozen_axes)
 
     batch_sh = pipe.batch_shardings(mesh)
+    if tc.cache_frozen_features:
+        if not frozen:
+            raise ValueError("train.cache_frozen_features needs frozen layers: set train.trainable='top_layers:N'")
+        features_step = tr.make_frozen_features_step(cfg, mesh, batch_sh, consts_sh)
+        train_ex, heldout_ex = (dataclasses.replace(ex, features=frozen_features(
+            features_step, consts, ex, tc.batch_size, batch_sh, hidden_size=cfg.hidden_size,
+            length_buckets=tc.length_buckets, progress=progress, desc=desc))
+            for ex, desc in ((train_ex, "frozen layers: train rows"), (heldout_ex, "frozen layers: held-out rows")))
+        batch_sh = pipe.batch_shardings(mesh, with_features=True)
     iterator = pipe.BatchIterator(train_ex, tc.batch_size, seed=tc.seed, weights=exp.data.weights or None,
                                   shardings=batch_sh, length_buckets=tc.length_buckets)
     total_steps = tc.total_steps or max(1, math.ceil(tc.epochs * iterator.steps_per_epoch))
@@ -254,9 +282,9 @@ def _append_jsonl(path: pathlib.Path, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool, desc: str | None = None):
     from tqdm import tqdm
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, desc=desc)
 
 
 # ------------------------------------------------------------------------------------------------------- CLI

@@ -75,6 +75,9 @@ class TrainConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype; params stay float32
     trainable: str = "all"  # "all" | "top_layers:N"
     share_prefix: bool = True  # compute each collection's common prompt prefix once per step (same loss)
+    # trainable="top_layers:N": run the frozen layers over every example once, keep their outputs on the host, and
+    # train only the top layers on them (same loss; each epoch after the first skips the frozen layers' forward)
+    cache_frozen_features: bool = False
     length_buckets: int = 1  # >1: batches of similar-length rows cut to one of this many widths (more compiles)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -188,28 +191,38 @@ def _apply_layers(layer_params: Params, cfg: llama.LlamaConfig, x, positions, kv
         {"params": {"layers": layer_params}}, x, positions, kv_mask, caches, jnp.asarray(cache_index, jnp.int32))
 
 
-def hidden_states(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict) -> jax.Array:
+def hidden_states(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict, *,
+                  frozen_only: bool = False) -> jax.Array:
     """Final-norm hidden states [B, T, D] (compute dtype) of the batch rows.
 
     With shared prefixes (`consts.prefix_tokens [C, P]`), each stack of layers first runs the C prefixes and keeps
     their keys/values, then runs the rows with the row's collection prefix in slots [0, P) of its KV cache and RoPE
     positions continuing after the prefix: the attention and positions of the unsplit sequence, computed once per
     prefix instead of once per row.
+
+    With `batch["features"]` [B, T, D] (the frozen layers' outputs of the rows, computed once before training:
+    `train.cache_frozen_features`), the rows enter at the trained layers; the prefixes, a few dozen tokens, still run
+    through every layer. `frozen_only=True` returns those frozen outputs instead (no final norm): what the cache holds.
     """
     tokens, kv_mask = batch["tokens"], batch["kv_mask"]  # [B, T]
     b, t = tokens.shape
     frozen = consts.frozen
+    cached = "features" in batch
+    if (cached or frozen_only) and not frozen:
+        raise ValueError("cached frozen-layer features need frozen layers (train.trainable='top_layers:N')")
     if not frozen and consts.prefix_tokens is None:  # the whole model, trained: the model's own forward
         positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         hidden, _ = llama.forward(trainable, cfg, tokens, positions, kv_mask=kv_mask, return_hidden=True)
         return hidden.astype(cfg.compute_dtype)
     dt = cfg.compute_dtype
     embedding = (frozen or trainable)["embedding"]
-    stacks = [frozen["layers"] if frozen else None, trainable["layers"]]  # lower (frozen), upper (trained)
-    x = jnp.take(embedding, tokens, axis=0).astype(dt)  # [B, T, D]
+    # lower (frozen), upper (trained)
+    stacks = [frozen["layers"]] if frozen_only else [frozen["layers"] if frozen else None, trainable["layers"]]
+    rows_from = 1 if cached else 0  # the first stack the rows run through
+    x = batch["features"].astype(dt) if cached else jnp.take(embedding, tokens, axis=0).astype(dt)  # [B, T, D]
     if consts.prefix_tokens is None:
         positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-        for stack in stacks:
+        for stack in stacks[rows_from:]:
             x, _ = _apply_layers(stack, cfg, x, positions, kv_mask)
     else:
         c, p = consts.prefix_tokens.shape
@@ -218,17 +231,32 @@ def hidden_states(trainable: Params, consts: StepConstants, cfg: llama.LlamaConf
         positions = consts.prefix_len[col][:, None] + jnp.arange(t, dtype=jnp.int32)[None, :]  # [B, T]
         row_mask = jnp.concatenate([consts.prefix_mask[col], kv_mask], axis=1)  # [B, P + T]
         xp = jnp.take(embedding, consts.prefix_tokens, axis=0).astype(dt)  # [C, P, D]
-        for stack in stacks:
+        for i, stack in enumerate(stacks):
             n = _num_layers(stack)
             if n == 0:
                 continue
             empty = jnp.zeros((n, c, cfg.num_kv_heads, p, cfg.head_dim), dt)
             xp, (kp, vp) = _apply_layers(stack, cfg, xp, prefix_positions, consts.prefix_mask, (empty, empty), 0)
+            if i < rows_from:
+                continue
             room = jnp.zeros((n, b, cfg.num_kv_heads, t, cfg.head_dim), dt)  # the rows' own slots [P, P + T)
             caches = (jnp.concatenate([kp[:, col], room], axis=3), jnp.concatenate([vp[:, col], room], axis=3))
             x, _ = _apply_layers(stack, cfg, x, positions, row_mask, caches, p)
+    if frozen_only:
+        return x
     norm = llama.RMSNorm(cfg.rms_norm_eps, dt)
     return norm.apply({"params": trainable["final_norm"]}, x)
+
+
+def make_frozen_features_step(cfg: llama.LlamaConfig, mesh: Mesh | None = None, batch_sharding: Any = None,
+                              consts_sharding: Any = None):
+    """`features(batch, consts) -> [B, T, D]` float32: the rows' outputs of the frozen layers, batch-sharded."""
+    def step(batch, consts):
+        return hidden_states({}, consts, cfg, batch, frozen_only=True).astype(jnp.float32)
+    if batch_sharding is None:
+        return jax.jit(step)
+    return jax.jit(step, in_shardings=(batch_sharding, consts_sharding),
+                   out_shardings=NamedSharding(mesh, P(shd.BATCH, None, None)))
 
 
 def head_logits(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, h: jax.Array) -> jax.Array:

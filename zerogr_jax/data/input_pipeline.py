@@ -149,33 +149,44 @@ def _cut_width(batch: dict[str, np.ndarray], width: int) -> dict[str, np.ndarray
     """The batch with rows cut to `width` columns (all real tokens fit; unused label columns point inside)."""
     if width == batch["tokens"].shape[1]:
         return batch
-    return {**batch, "tokens": batch["tokens"][:, :width], "kv_mask": batch["kv_mask"][:, :width],
-            "target_index": np.minimum(batch["target_index"], width - 1)}
+    cut = {**batch, "tokens": batch["tokens"][:, :width], "kv_mask": batch["kv_mask"][:, :width],
+           "target_index": np.minimum(batch["target_index"], width - 1)}
+    if "features" in batch:
+        cut["features"] = batch["features"][:, :width]
+    return cut
 
 
-def batch_shardings(mesh: jax.sharding.Mesh) -> dict[str, jax.sharding.Sharding]:
-    """Batch-axis shardings of every batch array ([batch, length], and `collection` [batch])."""
+def batch_shardings(mesh: jax.sharding.Mesh, with_features: bool = False) -> dict[str, jax.sharding.Sharding]:
+    """Batch-axis shardings of every batch array ([batch, length], `collection` [batch], and with the frozen
+    layers' outputs cached, `features` [batch, length, embed])."""
     from zerogr_jax.sharding import batch_sharding
-    return {k: batch_sharding(mesh, 1 if k == "collection" else 2) for k in BATCH_KEYS}
+    keys = BATCH_KEYS + (("features",) if with_features else ())
+    return {k: batch_sharding(mesh, {"collection": 1, "features": 3}.get(k, 2)) for k in keys}
 
 
 def sequential_batches(examples: Examples, global_batch: int, *,
                        shardings: dict[str, jax.sharding.Sharding] | None = None, max_examples: int = 0,
-                       process_index: int | None = None, process_count: int | None = None
-                       ) -> Iterator[dict[str, jax.Array]]:
+                       process_index: int | None = None, process_count: int | None = None,
+                       widths: Sequence[int] = ()) -> Iterator[dict[str, jax.Array]]:
     """Every example once, in order, in fixed-shape batches (for evaluation).
 
     The last batch is filled up with copies of row 0 whose `label_mask` is all False, so they count for nothing.
+    With `widths` (ascending, the last >= the longest row), each batch is cut to the smallest width that holds the
+    longest row of the whole global batch (so every process cuts alike): feed length-sorted examples for less padding.
     """
     n = min(len(examples), max_examples) if max_examples else len(examples)
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     local = global_batch // process_count
+    lengths = examples.kv_mask.sum(1) if widths else None
     for start in range(0, n, global_batch):
         rows = np.arange(start + process_index * local, start + (process_index + 1) * local)
         real = rows < n
         batch = examples.as_batch(np.where(real, rows, 0))
         batch["label_mask"] = batch["label_mask"] & real[:, None]
+        if widths:
+            longest = int(lengths[start:min(start + global_batch, n)].max())
+            batch = _cut_width(batch, next(w for w in widths if w >= longest))
         if shardings is None:
             yield {k: jax.numpy.asarray(v) for k, v in batch.items()}
         else:

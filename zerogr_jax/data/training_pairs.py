@@ -85,17 +85,22 @@ class Examples:
     label_mask: np.ndarray  # [N, L] bool, True at real labels
     collection: np.ndarray  # [N] int32, index of the source index directory
     doc_index: np.ndarray  # [N] int32, row of the document in `docid_rows` of its collection
+    # [N, T, D] the frozen lower layers' output per row (train.cache_frozen_features), or None: the rows then
+    # enter the step there, and only the trained layers run
+    features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
 
     def take(self, rows: np.ndarray) -> "Examples":
-        return Examples(**{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)})
+        return Examples(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                           for f in dataclasses.fields(self)})
 
     def as_batch(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The arrays the train/eval step reads (without the bookkeeping columns)."""
         sel = (lambda a: a) if rows is None else (lambda a: a[rows])
-        return {k: sel(getattr(self, k)) for k in BATCH_KEYS}
+        keys = BATCH_KEYS + (("features",) if self.features is not None else ())
+        return {k: sel(getattr(self, k)) for k in keys}
 
 
 BATCH_KEYS = ("tokens", "kv_mask", "target_index", "labels", "label_mask", "collection")

@@ -1,0 +1,97 @@
+"""What moves zerogr-jax's quality on one collection: each lever as a named variant of the main job.
+
+    python experiments/levers.py                                   # every variant below, on cranfield
+    python experiments/levers.py --variants full_untrained,full_doc_e1 --collection cisi --name levers_cisi
+
+Every variant is `experiments/configs/zero_shot_cpu.py` (the zero-shot recipe: TF-IDF keyword docids, one
+document-as-query row per document, reverse-annealed search with K = 10) plus the overrides in VARIANTS, run by the
+main job in <workdir-root>/<variant> (resumable; a finished stage is not redone). Records per variant: the metrics,
+stage times, training examples/steps and the last training loss / held-out teacher-forced accuracy. Writes
+experiments/results/<name>.json and <name>.png, rewritten after every variant; variants already in an existing
+<name>.json and not run again are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import result_files  # noqa: E402
+from zerogr_jax import config as config_lib  # noqa: E402
+from zerogr_jax.pipeline import run_pipeline  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FULL = "train_config=experiments/configs/cpu_full_depth.py"
+SHOWN = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
+
+# name -> (what it isolates, pipeline overrides on top of zero_shot_cpu)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "small_untrained": ("cpu-small (first 8 of 30 layers), no training", ["train_retriever=False"]),
+    "small_doc_e1": ("cpu-small, 1 epoch of document-as-query rows", []),
+    "full_untrained": ("all 30 layers, no training", [FULL, "train_retriever=False"]),
+    "full_doc_e1": ("all 30 layers (top 4 trained), 1 epoch of document-as-query rows", [FULL]),
+    "full_doc_e3": ("all 30 layers, 3 epochs of document-as-query rows", [FULL, "train_overrides=train.epochs=3"]),
+    "full_span2_e1": ("all 30 layers, 1 epoch of document + 2 random spans per document",
+                      [FULL, "index.span_queries=2"]),
+}
+
+
+def train_summary(workdir: pathlib.Path) -> dict:
+    path = workdir / "train" / "manifest.json"
+    if not path.exists():  # an untrained variant
+        return {}
+    m = json.loads(path.read_text("utf-8"))
+    last, final = m.get("last_log") or {}, m.get("final_eval") or {}
+    return {"train_examples": m["data"]["train_examples"], "steps": m.get("steps"),
+            "batch_size": m["experiment"]["train"]["batch_size"], "layers": m["model"]["num_layers"],
+            "last_train_loss": last.get("loss"), "heldout_loss": final.get("eval_loss"),
+            "heldout_token_accuracy": final.get("eval_token_accuracy"),
+            "heldout_docid_accuracy": final.get("eval_docid_accuracy")}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=str(REPO / "experiments/configs/zero_shot_cpu.py"))
+    ap.add_argument("--collection", default="cranfield")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--workdir-root", default=None, help="default runs/levers (cranfield) or runs/<name>")
+    ap.add_argument("--name", default=None, help="results/<name>.json and .png; default levers_<collection>")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    name = args.name or f"levers_{args.collection}"
+    root = pathlib.Path(args.workdir_root or ("runs/levers" if args.collection == "cranfield" else f"runs/{name}"))
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    started = time.time()
+    base = config_lib.override(config_lib.load_config_file(args.config), [*args.set, f"collection={args.collection}"])
+    path = result_files.RESULTS / f"{name}.json"
+    results: dict[str, dict] = json.loads(path.read_text())["results"] if path.exists() else {}
+    for variant in chosen:
+        what, overrides = VARIANTS[variant]
+        cfg = config_lib.override(base, [*overrides, f"workdir={root / variant}"])
+        out = run_pipeline(cfg, progress=not args.no_progress)
+        results[variant] = {"what": what, "overrides": overrides, "queries": out["queries"],
+                            "metrics": out["results"]["zerogr-jax"]["metrics"],
+                            "bm25": out["results"].get("BM25", {}).get("metrics"), "timings_s": out["timings_s"],
+                            **train_summary(root / variant),
+                            "load_average_at_end": list(os.getloadavg()), "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        body = result_files.record(f"levers on {args.collection}: variants of {args.config} {args.set}", results,
+                                   started=started)
+        result_files.write(name, body)
+        result_files.grouped_bars(name, list(SHOWN), {v: [r["metrics"][m] for m in SHOWN] for v, r in results.items()},
+                                  ylabel="score", title=f"zerogr-jax levers, {args.collection} (K = 10)")
+
+
+if __name__ == "__main__":
+    main()
