@@ -2,6 +2,7 @@
 
     python experiments/levers.py                                   # every variant below, on cranfield
     python experiments/levers.py --variants full_untrained,full_doc_e1 --collection cisi --name levers_cisi
+    python experiments/levers.py --collection med --variants ""      # only the random floor of med
 
 Every variant is `experiments/configs/zero_shot_cpu.py` (the zero-shot recipe: TF-IDF keyword docids, one
 document-as-query row per document, reverse-annealed search with K = 10) plus the overrides in VARIANTS, run by the
@@ -57,6 +58,30 @@ def train_summary(workdir: pathlib.Path) -> dict:
             "heldout_docid_accuracy": final.get("eval_docid_accuracy")}
 
 
+def random_rankings(collection: str, k: int, seeds: int = 5) -> dict:
+    """The floor every variant must clear: K documents drawn uniformly per judged query, metrics averaged over seeds."""
+    import numpy as np
+
+    from zerogr_jax.data import beir, collections
+    from zerogr_jax.evaluation import metrics
+
+    spec = collections.get_collection(collection)
+    data = beir.load_beir(collections.collection_dir(collection), spec.split)
+    judged = beir.evaluation_queries(data.queries, data.qrels)
+    ids = sorted(data.corpus)
+    totals: dict[str, float] = {}
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        run = {q: {ids[i]: 1.0 / (r + 1) for r, i in enumerate(rng.choice(len(ids), k, replace=False))}
+               for q in judged}
+        res = metrics.evaluate({q: data.qrels[q] for q in judged}, run, corpus_ids=data.corpus.keys(),
+                               ignore_identical_ids=spec.ignore_identical_ids)
+        for m, v in res.metrics.items():
+            totals[m] = totals.get(m, 0.0) + v / seeds
+    return {"what": f"{k} random documents per query, mean of {seeds} seeds", "overrides": [], "queries": len(judged),
+            "metrics": totals, "timings_s": {"train": 0.0, "search": 0.0}}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(REPO / "experiments/configs/zero_shot_cpu.py"))
@@ -77,6 +102,8 @@ def main(argv=None) -> None:
     base = config_lib.override(config_lib.load_config_file(args.config), [*args.set, f"collection={args.collection}"])
     path = result_files.RESULTS / f"{name}.json"
     results: dict[str, dict] = json.loads(path.read_text())["results"] if path.exists() else {}
+    results["random"] = random_rankings(args.collection, base.search.num_docids)
+    save(name, args, results, started)  # a run without variants records the random floor alone
     for variant in chosen:
         what, overrides = VARIANTS[variant]
         cfg = config_lib.override(base, [*overrides, f"workdir={root / variant}"])
@@ -86,12 +113,15 @@ def main(argv=None) -> None:
                             "bm25": out["results"].get("BM25", {}).get("metrics"), "timings_s": out["timings_s"],
                             **train_summary(root / variant),
                             "load_average_at_end": list(os.getloadavg()), "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        body = result_files.record(f"levers on {args.collection}: variants of {args.config} {args.set}", results,
-                                   started=started)
-        result_files.write(name, body)
-        result_files.grouped_bars(name, list(SHOWN), {v: [r["metrics"][m] for m in SHOWN] for v, r in results.items()},
-                                  ylabel="score", title=f"zerogr-jax levers, {args.collection} (K = 10)")
+        save(name, args, results, started)
 
+
+def save(name: str, args, results: dict, started: float) -> None:
+    ordered = {k: results[k] for k in ["random", *VARIANTS, *results] if k in results}  # the table's order
+    result_files.write(name, result_files.record(
+        f"levers on {args.collection}: variants of {args.config} {args.set}", ordered, started=started))
+    result_files.grouped_bars(name, list(SHOWN), {v: [r["metrics"][m] for m in SHOWN] for v, r in ordered.items()},
+                              ylabel="score", title=f"zerogr-jax levers, {args.collection} (K = 10)")
 
 if __name__ == "__main__":
     main()

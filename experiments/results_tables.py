@@ -2,7 +2,7 @@
 
     python experiments/results_tables.py zero_shot_cpu ablate_decoding_cranfield multi_task_cranfield ...
 
-Knows the layouts written by zero_shot.py, ablate_decoding.py, multi_task.py, levers.py and sweep.py (ablate_docids.py,
+Knows the layouts written by zero_shot.py, ablate_decoding.py, multi_task.py, levers.py, probe_layer_cuts.py and sweep.py (ablate_docids.py,
 ablate_queries_per_doc.py); MiniLM figures for the zero-shot table come from results/baselines.json.
 """
 
@@ -83,6 +83,15 @@ def levers(body: dict) -> str:
                    "held-out token acc", "train s", "search s"], rows)
 
 
+def layer_cuts(body: dict) -> str:
+    r = body["results"]
+    rows = [[name, len(c["layers"]), f"{c['loss']:.2f}", f"{100 * c['token_accuracy']:.1f} %"]
+            for name, c in r["cuts"].items()]
+    rows.append(["uniform guess over the docid head", "-", f"{r['uniform_loss']:.2f}",
+                 f"{100 / r['docid_vocabulary']:.2f} %"])
+    return _table(["layers kept", "count", "docid loss (nats)", "token accuracy"], rows)
+
+
 def render(name: str) -> str:
     body = _load(name)
     if name.startswith("zero_shot"):
@@ -93,6 +102,8 @@ def render(name: str) -> str:
         table = metric_rows(body, "retriever")
     elif name.startswith("levers"):
         table = levers(body)
+    elif name.startswith("probe_layer_cuts"):
+        table = layer_cuts(body)
     else:
         table = sweep(body)
     return f"`{body['command']}` — {body['date']}, load {body['load_average_at_end'][0]:.1f}, " \
