@@ -35,13 +35,16 @@ def zero_shot(body: dict) -> str:
         z, b = r["metrics"]["zerogr-jax"], r["metrics"]["BM25"]
         m = minilm.get(name, {}).get("minilm", {}).get("metrics", {})
         tr = r.get("train", {})
-        rows.append([name, r["queries"], f"{z['nDCG@10']:.3f}", f"{b['nDCG@10']:.3f}",
-                     f"{m['nDCG@10']:.3f}" if m else "-", f"{z['nDCG@10'] - b['nDCG@10']:+.3f}",
+        floor = RESULTS / f"levers_{name}.json"  # experiments/levers.py's random-ranking row, when recorded
+        rnd = json.loads(floor.read_text())["results"].get("random", {}).get("metrics") if floor.exists() else None
+        rows.append([name, r["queries"], f"{z['nDCG@10']:.3f}", f"{rnd['nDCG@10']:.3f}" if rnd else "-",
+                     f"{b['nDCG@10']:.3f}", f"{m['nDCG@10']:.3f}" if m else "-", f"{z['nDCG@10'] - b['nDCG@10']:+.3f}",
                      f"{z['Acc@1']:.3f}", f"{z['MRR@10']:.3f}",
                      (f"{tr['steps']} x 16 of {tr['train_examples']} examples" if tr
                       else ", ".join(r["config"]["train_overrides"])),
                      " / ".join(f"{k} {v:.0f}" for k, v in r["timings_s"].items())])
-    return _table(["collection", "queries", "zerogr-jax nDCG@10", "BM25", "MiniLM", "zerogr - BM25", "zerogr Acc@1",
+    return _table(["collection", "queries", "zerogr-jax nDCG@10", "random", "BM25", "MiniLM", "zerogr - BM25",
+                   "zerogr Acc@1",
                    "zerogr MRR@10", "train steps x batch", "stage seconds"], rows)
 
 

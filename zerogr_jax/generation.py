@@ -7,7 +7,6 @@ does not recompile; only shapes (batch, prompt length, max_new_tokens) and the h
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Protocol
 

@@ -11,7 +11,6 @@ import math
 from typing import Sequence
 
 import jax
-import numpy as np
 
 from zerogr_jax import generation
 from zerogr_jax import sharding as shd

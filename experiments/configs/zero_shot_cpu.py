@@ -9,7 +9,6 @@ for nDCG@10, Acc@1, MRR@10; Recall@100 is then a Recall@10), and the only baseli
 numbers for the same queries are in experiments/results/baselines.json).
 """
 
-import dataclasses
 import pathlib
 
 from zerogr_jax import config as config_lib
