@@ -79,7 +79,7 @@ def random_rankings(collection: str, k: int, seeds: int = 5) -> dict:
         for m, v in res.metrics.items():
             totals[m] = totals.get(m, 0.0) + v / seeds
     return {"what": f"{k} random documents per query, mean of {seeds} seeds", "overrides": [], "queries": len(judged),
-            "metrics": totals, "timings_s": {"train": 0.0, "search": 0.0}}
+            "metrics": totals}
 
 
 def main(argv=None) -> None:

@@ -76,12 +76,13 @@ def sweep(body: dict) -> str:
 def levers(body: dict) -> str:
     rows = []
     for name, r in body["results"].items():
-        t = r["timings_s"]
+        t = r.get("timings_s", {})  # none for the random-ranking row
         trained = f"{r['steps']} x {r['batch_size']} of {r['train_examples']}" if r.get("steps") else "none"
         acc = r.get("heldout_token_accuracy")
         rows.append([name, r["what"], *(f"{r['metrics'][m]:.3f}" for m in SHOWN), trained,
                      f"{r['last_train_loss']:.2f}" if r.get("last_train_loss") is not None else "-",
-                     f"{acc:.2f}" if acc is not None else "-", f"{t['train']:.0f}", f"{t['search']:.0f}"])
+                     f"{acc:.2f}" if acc is not None else "-",
+                     *(f"{t[k]:.0f}" if k in t else "-" for k in ("train", "search"))])
     return _table(["variant", "what", *SHOWN, "steps x batch of examples", "last train loss",
                    "held-out token acc", "train s", "search s"], rows)
 

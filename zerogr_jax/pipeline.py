@@ -93,8 +93,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     from zerogr_jax.data import beir, collections
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.indexing import index_builder
-    from zerogr_jax.models import llama
-    from zerogr_jax.train_loop import train_main
+    from zerogr_jax.train_loop import load_base_model, train_main
 
     work = pathlib.Path(config.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -143,9 +142,10 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
         argv += ["--set", o]
     # what the trained model depends on: the arguments, the resolved config (a config file may load another), each
     # index's settings and outputs
-    train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
-                    "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes]}
-    if not config.train_retriever:
+    if config.train_retriever:
+        train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
+                        "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes]}
+    else:
         train_inputs = {"untrained": config_lib.to_dict(train_exp.model)}
     train_key = _sha256_json(train_inputs)
     done_path = train_dir / "stage_done.json"
@@ -153,7 +153,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     if not config.train_retriever:
         timings["train"] = 0.0
     elif done.get("key") == train_key and (train_dir / "model" / "config.json").exists():
-        timings["train"], reused = done.get("train_s", float("nan")), reused + ["train"]
+        timings["train"] = done.get("train_s", float("nan"))
+        reused.append("train")
     else:
         if (train_dir / "manifest.json").exists():
             argv.append("--resume")
@@ -175,13 +176,14 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     made = _read_json(key_path)  # {"key", "search_s"} of the run file's search
     if run_path.exists() and made.get("key") == run_key:
         run = runfile.read_run(run_path)
-        timings["search"], reused = made.get("search_s", float("nan")), reused + ["search"]
+        timings["search"] = made.get("search_s", float("nan"))
+        reused.append("search")
     else:
-        retriever = load_model(str(train_dir / "model") if config.train_retriever else train_exp.model.name)
-        retriever_cfg, retriever_params = retriever.cfg, retriever.params
-        if not config.train_retriever and train_exp.model.num_layers:
-            retriever_params, retriever_cfg = llama.truncate_layers(retriever_params, retriever_cfg,
-                                                                    train_exp.model.num_layers)
+        if config.train_retriever:
+            retriever = load_model(str(train_dir / "model"))
+            retriever_cfg, retriever_params = retriever.cfg, retriever.params
+        else:
+            retriever, retriever_cfg, retriever_params = load_base_model(train_exp)
         index = load_index(index_dir)
         trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever_cfg.vocab_size)
         run = search(retriever_cfg, retriever_params, retriever.tokenizer, trie, doc_ids, queries,

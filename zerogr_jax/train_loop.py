@@ -323,9 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_base_model(exp: tr.ExperimentConfig):
+    """(loaded model, model config, params): the model an experiment starts from, cut to `model.num_layers`."""
+    from zerogr_jax.models.loading import load_model
+
+    model = load_model(exp.model.name, dtype=exp.train.dtype)
+    cfg, params = model.cfg, model.params
+    if exp.model.num_layers:
+        params, cfg = llama.truncate_layers(params, cfg, exp.model.num_layers)
+    return model, cfg, params
+
+
 def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | None = None) -> FitResult:
     from zerogr_jax.models.checkpoints import export_hf_directory
-    from zerogr_jax.models.loading import load_model
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -336,10 +346,7 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
         raise ValueError(f"data.weights has {len(exp.data.weights)} values for {len(args.index)} --index dirs")
 
     t0 = time.perf_counter()
-    model = load_model(exp.model.name, dtype=exp.train.dtype)
-    cfg, params = model.cfg, model.params
-    if exp.model.num_layers:
-        params, cfg = llama.truncate_layers(params, cfg, exp.model.num_layers)
+    model, cfg, params = load_base_model(exp)
     indexes = [load_index(p) for p in args.index]
     data = build_examples(indexes, model.tokenizer, exp.data)
     head_vocab = docid_vocabulary(indexes, model.tokenizer) if exp.model.docid_head else None
