@@ -42,6 +42,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "full_doc_e3": ("all 30 layers, 3 epochs of document-as-query rows", [FULL, "train_overrides=train.epochs=3"]),
     "full_span2_e1": ("all 30 layers, 1 epoch of document + 2 random spans per document",
                       [FULL, "index.span_queries=2"]),
+    "full_doc_e5": ("all 30 layers, 5 epochs of document-as-query rows", [FULL, "train_overrides=train.epochs=5"]),
+    "full_q4_e1": ("all 30 layers, 1 epoch of document + B = 4 LM pseudo-queries per document (before filtering)",
+                   [FULL, "index.num_queries=4"]),
+    "full_q4_e2": ("all 30 layers, 2 epochs of document + B = 4 LM pseudo-queries per document",
+                   [FULL, "index.num_queries=4", "train_overrides=train.epochs=2"]),
 }
 
 
@@ -58,7 +63,7 @@ def train_summary(workdir: pathlib.Path) -> dict:
             "heldout_docid_accuracy": final.get("eval_docid_accuracy")}
 
 
-def random_rankings(collection: str, k: int, seeds: int = 5) -> dict:
+def random_rankings(collection: str, k: int, seeds: int = 5, corpus_dir: str = "") -> dict:
     """The floor every variant must clear: K documents drawn uniformly per judged query, metrics averaged over seeds."""
     import numpy as np
 
@@ -66,7 +71,7 @@ def random_rankings(collection: str, k: int, seeds: int = 5) -> dict:
     from zerogr_jax.evaluation import metrics
 
     spec = collections.get_collection(collection)
-    data = beir.load_beir(collections.collection_dir(collection), spec.split)
+    data = beir.load_beir(corpus_dir or collections.collection_dir(collection), spec.split)
     judged = beir.evaluation_queries(data.queries, data.qrels)
     ids = sorted(data.corpus)
     totals: dict[str, float] = {}
@@ -86,6 +91,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(REPO / "experiments/configs/zero_shot_cpu.py"))
     ap.add_argument("--collection", default="cranfield")
+    ap.add_argument("--corpus-dir", default="", help="a BEIR directory standing in for the collection's data "
+                    "(e.g. a subset from experiments/subset_collection.py); the instruction stays the collection's")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--workdir-root", default=None, help="default runs/levers (cranfield) or runs/<name>")
     ap.add_argument("--name", default=None, help="results/<name>.json and .png; default levers_<collection>")
@@ -99,10 +106,11 @@ def main(argv=None) -> None:
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     started = time.time()
-    base = config_lib.override(config_lib.load_config_file(args.config), [*args.set, f"collection={args.collection}"])
+    base = config_lib.override(config_lib.load_config_file(args.config), [*args.set, f"collection={args.collection}",
+                                                                          f"corpus_dir={args.corpus_dir}"])
     path = result_files.RESULTS / f"{name}.json"
     results: dict[str, dict] = json.loads(path.read_text())["results"] if path.exists() else {}
-    results["random"] = random_rankings(args.collection, base.search.num_docids)
+    results["random"] = random_rankings(args.collection, base.search.num_docids, corpus_dir=args.corpus_dir)
     save(name, args, results, started)  # a run without variants records the random floor alone
     for variant in chosen:
         what, overrides = VARIANTS[variant]
@@ -119,7 +127,7 @@ def main(argv=None) -> None:
 def save(name: str, args, results: dict, started: float) -> None:
     ordered = {k: results[k] for k in ["random", *VARIANTS, *results] if k in results}  # the table's order
     result_files.write(name, result_files.record(
-        f"levers on {args.collection}: variants of {args.config} {args.set}", ordered, started=started))
+        f"levers on {args.corpus_dir or args.collection}: variants of {args.config} {args.set}", ordered, started=started))
     result_files.grouped_bars(name, list(SHOWN), {v: [r["metrics"][m] for m in SHOWN] for v, r in ordered.items()},
                               ylabel="score", title=f"zerogr-jax levers, {args.collection} (K = 10)")
 

@@ -1,6 +1,5 @@
 """The embedded SmolLM2-135M-Instruct: greedy generation is token-identical to transformers on the same GGUF."""
 
-import numpy as np
 import pytest
 
 from conftest import embedded_available
@@ -27,6 +26,7 @@ def test_greedy_32_tokens_match_transformers_gguf(model):
 
     path = embedded_gguf_path()
     prompt = tokenization.encode(model.tokenizer, tokenization.chat_prompt(model.tokenizer, MESSAGES))
+    assert zg.text_generator.shared_prefix_length([prompt], 32) > 0  # so the split (prefix-once) prefill is compared
     ours = zg.generate_tokens(model, [prompt], max_new_tokens=32)[0]
 
     ref_model = AutoModelForCausalLM.from_pretrained(
@@ -53,3 +53,8 @@ def test_public_chat_api(model):
     again = gen.chat([MESSAGES], assistant_prefix="Keywords:", max_new_tokens=12, temperature=1.0,
                      num_samples=3, seed=7)
     assert samples == again
+    listing = [{"role": "user", "content": "List five planets, one per line."}]
+    free = gen.chat([listing], max_new_tokens=24, temperature=0.7, num_samples=3, seed=7)[0]
+    lines = gen.chat([listing], max_new_tokens=24, temperature=0.7, num_samples=3, seed=7, stop=["\n"])[0]
+    assert any("\n" in t.strip() for t in free)  # the stop has something to cut
+    assert lines == [zg.text_generator.cut_at_stop(t, ["\n"]) for t in free]  # same draws, ended at the line break

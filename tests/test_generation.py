@@ -5,7 +5,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from zerogr_jax import generation, tokenization
 from zerogr_jax.models import llama
@@ -133,3 +132,51 @@ def test_num_samples_share_one_prefill(tiny_model):
     np.testing.assert_array_equal(np.asarray(out.tokens), np.repeat(greedy.tokens, 2, axis=0))
     hot = fn(params, tokens, mask, jax.random.key(0), generation.SamplingParams.make(6, temperature=2.0))
     assert hot.tokens.shape == (6, 5)
+
+
+SHARED = [7, 31, 2, 19, 44, 8, 90, 13]  # a prefix every prompt starts with (a chat template + few-shot turns)
+
+
+def test_shared_prefix_run_once_equals_the_unsplit_prompts(tiny_model):
+    cfg, params = tiny_model
+    prompts = [SHARED + p for p in PROMPTS]
+    whole = run(cfg, params, prompts=prompts, n=6)
+    tokens, mask = tokenization.left_pad(PROMPTS, PAD)
+    fn = generation.compile_generate(cfg, max_new_tokens=6, eos_ids=(-1,), pad_id=PAD, with_prefix=True)
+    split = jax.device_get(fn(params, tokens, mask, jax.random.key(0), generation.SamplingParams.make(3),
+                              jnp.asarray(SHARED, jnp.int32)))
+    np.testing.assert_array_equal(split.tokens, whole.tokens)
+    np.testing.assert_allclose(split.logprobs, whole.logprobs, rtol=1e-4, atol=1e-4)
+    for row, prompt in zip(split.tokens, prompts):
+        assert list(row) == naive_greedy(cfg, params, prompt, 6, total=24)
+
+
+def test_stop_tokens_end_rows_after_their_first_token_without_changing_them(tiny_model):
+    cfg, params = tiny_model
+    tokens, mask = tokenization.left_pad(PROMPTS, PAD)
+    sp = generation.SamplingParams.make(3, temperature=1.5)
+    free = jax.device_get(generation.compile_generate(cfg, max_new_tokens=12, eos_ids=(-1,), pad_id=PAD)(
+        params, tokens, mask, jax.random.key(3), sp))
+    # stop at the tokens row 0 drew at steps 0 and 4: step 0 must not end it, step 4 must
+    stops = (int(free.tokens[0, 0]), int(free.tokens[0, 4]))
+    out = jax.device_get(generation.compile_generate(cfg, max_new_tokens=12, eos_ids=(-1,), pad_id=PAD,
+                                                     stop_ids=stops)(params, tokens, mask, jax.random.key(3), sp))
+    for row_free, row, length in zip(free.tokens, out.tokens, out.lengths):
+        later = [i for i in range(1, 12) if int(row_free[i]) in stops]
+        expect = later[0] + 1 if later else 12
+        assert length == expect
+        np.testing.assert_array_equal(row[:length], row_free[:length])  # the same draws up to the stop
+        assert (row[length:] == PAD).all()
+    assert out.lengths[0] <= 5
+
+
+def test_shared_prefix_length_and_stop_cuts():
+    from zerogr_jax import text_generator as tg
+
+    assert tg.shared_prefix_length([[1, 2, 3, 4, 5], [1, 2, 3, 9]], 1) == 3
+    assert tg.shared_prefix_length([[1, 2, 3, 4, 5], [1, 2, 3, 9]], 2) == 2
+    assert tg.shared_prefix_length([[1, 2, 3], [1, 2, 3]], 1) == 2  # each row keeps a token of its own
+    assert tg.shared_prefix_length([[4, 2], [1, 2]], 1) == 0
+    assert tg.cut_at_stop("\n what is lift\n more", ["\n"]) == "\n what is lift"
+    assert tg.cut_at_stop("drag##x\n", ["\n", "##"]) == "drag"
+    assert tg.cut_at_stop("no stop", ["\n"]) == "no stop"

@@ -1,8 +1,9 @@
 """Compiled batched sampling with a KV cache inside one `jax.lax.while_loop`.
 
-Greedy, temperature, top-k, top-p and a repetition penalty; left-padded prompts; per-row EOS stop; a logits hook
-for constraints. Every per-call number (temperature, top-p, top-k, penalty) is a traced array, so a new value
-does not recompile; only shapes (batch, prompt length, max_new_tokens) and the hook are static.
+Greedy, temperature, top-k, top-p and a repetition penalty; left-padded prompts; per-row EOS and stop-token ends; a
+shared prompt prefix run once per call; a logits hook for constraints. Every per-call number (temperature, top-p,
+top-k, penalty) is a traced array, so a new value does not recompile; only shapes (batch, prompt length,
+max_new_tokens, prefix length), the stop ids and the hook are static.
 """
 
 from __future__ import annotations
@@ -104,29 +105,50 @@ def prompt_positions(mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, cache_len: int):
+def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, cache_len: int,
+            prefix_tokens: jax.Array | None = None):
     """Runs the prompt [B, P] into a fresh cache of `cache_len` slots.
+
+    With `prefix_tokens` [P0] (a prefix every row's prompt starts with, `tokens` holding only the rest), the prefix
+    runs once at batch 1 into slots [0, P0) and is copied to every row; the rows' left-padded remainders follow from
+    slot P0 with positions continuing after the prefix. Same attention and positions as the unsplit prompts (pad
+    slots are masked out wherever they sit), at P0 / (P0 + P) of the prefill FLOPs per extra row.
 
     Returns (last-position logits [B, V], cache, kv_mask [B, cache_len], next position [B]).
     """
     b, p = tokens.shape
-    cache = llama.init_cache(cfg, b, cache_len)
-    kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
     positions = prompt_positions(mask)
-    logits, cache = llama.forward(params, cfg, tokens, positions, cache, 0, kv_mask)
+    if prefix_tokens is None:
+        cache = llama.init_cache(cfg, b, cache_len)
+        kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
+        logits, cache = llama.forward(params, cfg, tokens, positions, cache, 0, kv_mask)
+        return logits[:, -1], cache, kv_mask, positions[:, -1] + 1
+    p0 = prefix_tokens.shape[0]
+    one = llama.init_cache(cfg, 1, cache_len)
+    _, one = llama.forward(params, cfg, prefix_tokens[None], jnp.arange(p0, dtype=jnp.int32)[None], one, 0,
+                           jnp.ones((1, cache_len), bool), return_hidden=True)
+    cache = llama.KVCache(k=jnp.repeat(one.k, b, axis=1), v=jnp.repeat(one.v, b, axis=1))  # [L, B, K, S, E]
+    kv_mask = jnp.concatenate([jnp.ones((b, p0), bool), mask, jnp.ones((b, cache_len - p0 - p), bool)], axis=1)
+    positions = positions + p0
+    logits, cache = llama.forward(params, cfg, tokens, positions, cache, p0, kv_mask)
     return logits[:, -1], cache, kv_mask, positions[:, -1] + 1
 
 
 def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_mask: jax.Array, rng: jax.Array,
              sampling: SamplingParams, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
-             hook: LogitsHook | None = None, num_samples: int = 1) -> GenerateOutput:
-    """Samples up to `max_new_tokens` per row; a row stops at its first EOS. Pure; jit it (see `compile_generate`).
+             hook: LogitsHook | None = None, num_samples: int = 1, stop_ids: tuple[int, ...] = (),
+             prefix_tokens: jax.Array | None = None) -> GenerateOutput:
+    """Samples up to `max_new_tokens` per row. Pure; jit it (see `compile_generate`).
 
+    A row ends at its first EOS, or at a token of `stop_ids` other than its first token (a completion may open with
+    a line break before its text); either token is kept in `tokens` and counted in `lengths`. A row's tokens do not
+    depend on when the other rows end: every step draws each row from its own logits and the step's shared key.
     With `num_samples` > 1 each prompt is prefilled once and its cache shared by `num_samples` consecutive output
-    rows (`sampling` and the outputs then have B * num_samples rows).
+    rows (`sampling` and the outputs then have B * num_samples rows). `prefix_tokens` [P0]: see `prefill`.
     """
-    p = prompt_tokens.shape[1]
-    logits, cache, kv_mask, next_pos = prefill(params, cfg, prompt_tokens, prompt_mask, p + max_new_tokens)
+    p = prompt_tokens.shape[1] + (0 if prefix_tokens is None else prefix_tokens.shape[0])
+    logits, cache, kv_mask, next_pos = prefill(params, cfg, prompt_tokens, prompt_mask, p + max_new_tokens,
+                                               prefix_tokens)
     seen_rows = jnp.zeros((prompt_tokens.shape[0], logits.shape[-1]), bool)
     seen_rows = seen_rows.at[jnp.arange(prompt_tokens.shape[0])[:, None], prompt_tokens].max(prompt_mask)
     if num_samples > 1:
@@ -135,6 +157,7 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
         cache = llama.KVCache(k=rep(cache.k, 1), v=rep(cache.v, 1))
     b, seen = logits.shape[0], seen_rows
     eos = jnp.asarray(eos_ids, jnp.int32)
+    stops = jnp.asarray(stop_ids or (-1,), jnp.int32)
 
     state = _LoopState(
         step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
@@ -155,7 +178,7 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
         hook_state = hook.advance(s.hook_state, token) if hook is not None else None
         new_logits, cache = llama.forward(
             params, cfg, token[:, None], (next_pos + s.step)[:, None], s.cache, p + s.step, kv_mask)
-        finished = jnp.isin(token, eos)
+        finished = jnp.isin(token, eos) | (jnp.isin(token, stops) & (s.step > 0))
         return _LoopState(
             step=s.step + 1, tokens=s.tokens.at[:, s.step].set(token), done=s.done | finished,
             lengths=s.lengths + (~s.done).astype(jnp.int32), logprobs=s.logprobs + jnp.where(s.done, 0.0, logp),
@@ -167,12 +190,21 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
 
 
 def compile_generate(cfg: llama.LlamaConfig, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
-                     mesh=None, param_shardings=None, hook: LogitsHook | None = None, num_samples: int = 1):
-    """`jax.jit` of `generate` with the batch sharded over the mesh's data axes and params as given."""
+                     mesh=None, param_shardings=None, hook: LogitsHook | None = None, num_samples: int = 1,
+                     stop_ids: tuple[int, ...] = (), with_prefix: bool = False):
+    """`jax.jit` of `generate` with the batch sharded over the mesh's data axes and params as given.
+
+    The compiled function takes (params, tokens, mask, rng, sampling), plus the shared `prefix_tokens` [P0]
+    (replicated) last when `with_prefix`.
+    """
     fn = functools.partial(generate, cfg=cfg, max_new_tokens=max_new_tokens, eos_ids=tuple(eos_ids),
-                           pad_id=pad_id, hook=hook, num_samples=num_samples)
-    fn = lambda params, tokens, mask, rng, sampling, _fn=fn: _fn(params, prompt_tokens=tokens, prompt_mask=mask,
-                                                                  rng=rng, sampling=sampling)
+                           pad_id=pad_id, hook=hook, num_samples=num_samples, stop_ids=tuple(stop_ids))
+    if with_prefix:
+        fn = lambda params, tokens, mask, rng, sampling, prefix, _fn=fn: _fn(
+            params, prompt_tokens=tokens, prompt_mask=mask, rng=rng, sampling=sampling, prefix_tokens=prefix)
+    else:
+        fn = lambda params, tokens, mask, rng, sampling, _fn=fn: _fn(
+            params, prompt_tokens=tokens, prompt_mask=mask, rng=rng, sampling=sampling)
     if mesh is None:
         return jax.jit(fn)
     from zerogr_jax import sharding as shd
@@ -180,5 +212,5 @@ def compile_generate(cfg: llama.LlamaConfig, *, max_new_tokens: int, eos_ids: tu
     mat = shd.batch_sharding(mesh, 2)
     sampling_sh = SamplingParams(row, row, row, row)
     out_sh = GenerateOutput(tokens=mat, lengths=row, logprobs=row)
-    return jax.jit(fn, in_shardings=(param_shardings, mat, mat, shd.replicated(mesh), sampling_sh),
-                   out_shardings=out_sh)
+    in_sh = (param_shardings, mat, mat, shd.replicated(mesh), sampling_sh)
+    return jax.jit(fn, in_shardings=in_sh + ((shd.replicated(mesh),) if with_prefix else ()), out_shardings=out_sh)

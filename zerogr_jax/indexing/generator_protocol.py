@@ -8,15 +8,15 @@ uninterrupted one.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 
 @runtime_checkable
 class TextGenerator(Protocol):
     def chat(self, conversations: list[list[dict]], *, assistant_prefix: str, max_new_tokens: int,
              temperature: float, num_samples: int, seed: int, top_p: float = 1.0,
-             repetition_penalty: float = 1.0) -> list[list[str]]:
+             repetition_penalty: float = 1.0, stop: Sequence[str] = ()) -> list[list[str]]:
         """For each conversation (a list of {"role", "content"} messages ending in a user turn), `num_samples`
         completions of an assistant turn that starts with `assistant_prefix`: the text after the prefix, EOS
-        stripped. temperature 0 = greedy."""
+        stripped, ended before the first `stop` string that follows some text. temperature 0 = greedy."""
         ...

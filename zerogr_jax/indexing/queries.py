@@ -3,7 +3,8 @@
 Prompt (what the prototype found usable with the 135M SmolLM2): a system line, then two invented worked examples as
 earlier chat turns (zero-shot gave meta-questions like "What is the purpose of this passage?"; a single example got
 copied), then the task instruction and the document cut to its first 128 words, and an assistant turn opened with
-"Query:". B samples per document at temperature 1, up to 64 new tokens.
+"Query:". B samples per document at temperature 1, up to 64 new tokens; a sample ends at its first line break after
+some text (only the first line is kept: generating past it cost ~2x the decode steps for nothing).
 
 Each completion is cleaned (first line, quotes and a repeated "Query:" removed), then dropped, with the reason
 counted, when it is: empty, too long, a meta-question about "this passage/document/...", a copy of an example
@@ -187,7 +188,7 @@ def generate_pseudo_queries(generator: TextGenerator, documents: Sequence, promp
         batch = documents[b:b + batch_size]
         samples = generator.chat([prompt.conversation(d) for d in batch], assistant_prefix=prompt.assistant_prefix,
                                  max_new_tokens=max_new_tokens, temperature=temperature, num_samples=num_queries,
-                                 seed=derive_seed(seed, STAGE_QUERIES, b), top_p=top_p)
+                                 seed=derive_seed(seed, STAGE_QUERIES, b), top_p=top_p, stop=("\n",))
         if len(samples) != len(batch):
             raise ValueError(f"generator returned {len(samples)} results for {len(batch)} conversations")
         for d, completions in zip(batch, samples):
