@@ -2,13 +2,14 @@
 the token cap, side by side in one run on the same documents and seeds.
 
     python experiments/bench_query_generation.py --docs 24 --queries-per-doc 4
+    python experiments/bench_query_generation.py --docs 16 --top-p 0.9 --name bench_query_generation_top_p09
 
 The prompt is indexing's (`QueryPrompt`: system turn, two worked examples, the task instruction, the document's
-first 128 words), B samples per document at temperature 1, up to 64 new tokens, 8 documents (32 rows) per call as
-`zerogr index --batch-size 32` runs it. The two paths alternate call by call (after one compile call each), so load
-drifts reach both. Reported per path: seconds per document and how many samples the query filters keep; the first
-lines kept agree between the paths except where float reassociation in the split prefill flips a draw.
-Writes experiments/results/bench_query_generation.json.
+first 128 words), B samples per document at temperature 1 (`--temperature`, `--top-p`), up to 64 new tokens,
+8 documents (32 rows) per call as `zerogr index --batch-size 32` runs it. The two paths alternate call by call (after
+one compile call each), so load drifts reach both. Reported per path: seconds per document and how many samples the
+query filters keep; the first lines kept agree between the paths except where float reassociation in the split
+prefill flips a draw. Writes experiments/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def main(argv=None) -> None:
     ap.add_argument("--docs", type=int, default=24, help="documents timed per path (after one compile call)")
     ap.add_argument("--queries-per-doc", type=int, default=4)
     ap.add_argument("--docs-per-call", type=int, default=8)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--name", default="bench_query_generation")
     args = ap.parse_args(argv)
     started = time.time()
     model = load_model("smollm2-135m-instruct", dtype="float32")
@@ -62,8 +66,9 @@ def main(argv=None) -> None:
         prefix_lengths.append(tg.shared_prefix_length(prompts, 32))
         for path, how in PATHS.items():
             t0 = time.perf_counter()
-            ids = tg.generate_tokens(model, prompts, max_new_tokens=64, temperature=1.0, batch_size=per,
-                                     num_samples=ns, seed=call, share_prefix=how["share_prefix"],
+            ids = tg.generate_tokens(model, prompts, max_new_tokens=64, temperature=args.temperature,
+                                     top_p=args.top_p, batch_size=per, num_samples=ns, seed=call,
+                                     share_prefix=how["share_prefix"],
                                      stop_ids=tg.stop_token_ids(model.tokenizer, how["stop"]))
             dt = time.perf_counter() - t0
             texts = [tg.cut_at_stop(model.tokenizer.decode(x, skip_special_tokens=True), how["stop"]) for x in ids]
@@ -78,7 +83,8 @@ def main(argv=None) -> None:
             print(f"call {call} {path}: {dt:.1f} s", flush=True)
     timed_docs = len(docs) - per
     same = float(np.mean([a == b for a, b in zip(*firsts.values())]))
-    results = {"documents": timed_docs, "queries_per_doc": ns, "docs_per_call": per,
+    results = {"temperature": args.temperature, "top_p": args.top_p, "documents": timed_docs, "queries_per_doc": ns,
+               "docs_per_call": per,
                "shared_prefix_tokens": prefix_lengths, "mean_prompt_tokens": float(np.mean([len(p) for p in encoded])),
                "paths": {p: {"seconds": seconds[p], "seconds_per_doc": seconds[p] / timed_docs,
                              "kept_queries": kept[p], "samples": timed_docs * ns} for p in PATHS},
@@ -88,8 +94,9 @@ def main(argv=None) -> None:
     for p, r in results["paths"].items():
         print(f"{p:>30}: {r['seconds_per_doc']:.2f} s/doc, kept {r['kept_queries']}/{r['samples']}")
     print(f"speedup {results['speedup']:.2f}x; same first line in {same:.0%} of samples")
-    result_files.write("bench_query_generation", result_files.record(
-        f"pseudo-query generation, {args.collection}, B = {ns}, SmolLM2-135M f32", results, started=started))
+    result_files.write(args.name, result_files.record(
+        f"pseudo-query generation, {args.collection}, B = {ns}, T = {args.temperature}, top-p = {args.top_p}, "
+        f"SmolLM2-135M f32", results, started=started))
 
 
 if __name__ == "__main__":
