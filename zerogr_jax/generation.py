@@ -117,19 +117,16 @@ def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, 
     Returns (last-position logits [B, V], cache, kv_mask [B, cache_len], next position [B]).
     """
     b, p = tokens.shape
-    positions = prompt_positions(mask)
+    p0 = 0 if prefix_tokens is None else prefix_tokens.shape[0]
     if prefix_tokens is None:
         cache = llama.init_cache(cfg, b, cache_len)
-        kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
-        logits, cache = llama.forward(params, cfg, tokens, positions, cache, 0, kv_mask)
-        return logits[:, -1], cache, kv_mask, positions[:, -1] + 1
-    p0 = prefix_tokens.shape[0]
-    one = llama.init_cache(cfg, 1, cache_len)
-    _, one = llama.forward(params, cfg, prefix_tokens[None], jnp.arange(p0, dtype=jnp.int32)[None], one, 0,
-                           jnp.ones((1, cache_len), bool), return_hidden=True)
-    cache = llama.KVCache(k=jnp.repeat(one.k, b, axis=1), v=jnp.repeat(one.v, b, axis=1))  # [L, B, K, S, E]
+    else:
+        one = llama.init_cache(cfg, 1, cache_len)
+        _, one = llama.forward(params, cfg, prefix_tokens[None], jnp.arange(p0, dtype=jnp.int32)[None], one, 0,
+                               jnp.ones((1, cache_len), bool), return_hidden=True)
+        cache = llama.KVCache(k=jnp.repeat(one.k, b, axis=1), v=jnp.repeat(one.v, b, axis=1))  # [L, B, K, S, E]
     kv_mask = jnp.concatenate([jnp.ones((b, p0), bool), mask, jnp.ones((b, cache_len - p0 - p), bool)], axis=1)
-    positions = positions + p0
+    positions = prompt_positions(mask) + p0
     logits, cache = llama.forward(params, cfg, tokens, positions, cache, p0, kv_mask)
     return logits[:, -1], cache, kv_mask, positions[:, -1] + 1
 
@@ -151,6 +148,8 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
                                                prefix_tokens)
     seen_rows = jnp.zeros((prompt_tokens.shape[0], logits.shape[-1]), bool)
     seen_rows = seen_rows.at[jnp.arange(prompt_tokens.shape[0])[:, None], prompt_tokens].max(prompt_mask)
+    if prefix_tokens is not None:  # the shared prefix is part of every row's prompt (repetition penalty)
+        seen_rows = seen_rows.at[:, prefix_tokens].set(True)
     if num_samples > 1:
         rep = lambda x, axis=0: jnp.repeat(x, num_samples, axis=axis)
         logits, kv_mask, next_pos, seen_rows = rep(logits), rep(kv_mask), rep(next_pos), rep(seen_rows)
@@ -199,12 +198,9 @@ def compile_generate(cfg: llama.LlamaConfig, *, max_new_tokens: int, eos_ids: tu
     """
     fn = functools.partial(generate, cfg=cfg, max_new_tokens=max_new_tokens, eos_ids=tuple(eos_ids),
                            pad_id=pad_id, hook=hook, num_samples=num_samples, stop_ids=tuple(stop_ids))
-    if with_prefix:
-        fn = lambda params, tokens, mask, rng, sampling, prefix, _fn=fn: _fn(
-            params, prompt_tokens=tokens, prompt_mask=mask, rng=rng, sampling=sampling, prefix_tokens=prefix)
-    else:
-        fn = lambda params, tokens, mask, rng, sampling, _fn=fn: _fn(
-            params, prompt_tokens=tokens, prompt_mask=mask, rng=rng, sampling=sampling)
+    fn = lambda params, tokens, mask, rng, sampling, *prefix, _fn=fn: _fn(
+        params, prompt_tokens=tokens, prompt_mask=mask, rng=rng, sampling=sampling,
+        prefix_tokens=prefix[0] if prefix else None)
     if mesh is None:
         return jax.jit(fn)
     from zerogr_jax import sharding as shd
