@@ -89,8 +89,7 @@ def main(argv=None) -> None:
                "paths": {p: {"seconds": seconds[p], "seconds_per_doc": seconds[p] / timed_docs,
                              "kept_queries": kept[p], "samples": timed_docs * ns} for p in PATHS},
                "same_first_line_share": same,
-               "speedup": seconds["whole_prompts_no_stop"] / seconds["shared_prefix_stop_at_newline"],
-               "load_average_at_end": list(os.getloadavg())}
+               "speedup": seconds["whole_prompts_no_stop"] / seconds["shared_prefix_stop_at_newline"]}
     for p, r in results["paths"].items():
         print(f"{p:>30}: {r['seconds_per_doc']:.2f} s/doc, kept {r['kept_queries']}/{r['samples']}")
     print(f"speedup {results['speedup']:.2f}x; same first line in {same:.0%} of samples")

@@ -127,9 +127,11 @@ def main(argv=None) -> None:
 def save(name: str, args, results: dict, started: float) -> None:
     ordered = {k: results[k] for k in ["random", *VARIANTS, *results] if k in results}  # the table's order
     result_files.write(name, result_files.record(
-        f"levers on {args.corpus_dir or args.collection}: variants of {args.config} {args.set}", ordered, started=started))
+        f"levers on {args.corpus_dir or args.collection}: variants of {args.config} {args.set}", ordered,
+        started=started))
     result_files.grouped_bars(name, list(SHOWN), {v: [r["metrics"][m] for m in SHOWN] for v, r in ordered.items()},
                               ylabel="score", title=f"zerogr-jax levers, {args.collection} (K = 10)")
+
 
 if __name__ == "__main__":
     main()

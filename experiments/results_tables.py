@@ -2,8 +2,9 @@
 
     python experiments/results_tables.py zero_shot_cpu ablate_decoding_cranfield multi_task_cranfield ...
 
-Knows the layouts written by zero_shot.py, ablate_decoding.py, multi_task.py, levers.py, probe_layer_cuts.py and sweep.py (ablate_docids.py,
-ablate_queries_per_doc.py); MiniLM figures for the zero-shot table come from results/baselines.json.
+Knows the layouts written by zero_shot.py, ablate_decoding.py, multi_task.py, levers.py, probe_layer_cuts.py and
+sweep.py (ablate_docids.py, ablate_queries_per_doc.py); MiniLM figures for the zero-shot table come from
+results/baselines.json.
 """
 
 from __future__ import annotations
