@@ -155,6 +155,20 @@ def test_shared_prefix_run_once_equals_the_unsplit_prompts(tiny_model, penalty):
             assert list(row) == naive_greedy(cfg, params, prompt, 6, total=24)
 
 
+def test_prefix_and_prompt_segments_with_several_samples_per_prompt(tiny_model):
+    # two shared segments of different group sizes (prefix: 1 group, prompts: 3 groups of 2 rows) and the rows'
+    # own caches: each row must read its own prompt, whatever its neighbours are
+    cfg, params = tiny_model
+    whole = run(cfg, params, prompts=[SHARED + p for p in PROMPTS], n=6)
+    tokens, mask = tokenization.left_pad(PROMPTS, PAD)
+    fn = generation.compile_generate(cfg, max_new_tokens=6, eos_ids=(-1,), pad_id=PAD, num_samples=2,
+                                     with_prefix=True)
+    out = jax.device_get(fn(params, tokens, mask, jax.random.key(0), generation.SamplingParams.make(6),
+                            jnp.asarray(SHARED, jnp.int32)))
+    np.testing.assert_array_equal(out.tokens, np.repeat(whole.tokens, 2, axis=0))
+    np.testing.assert_allclose(out.logprobs, np.repeat(whole.logprobs, 2), rtol=1e-4, atol=1e-4)
+
+
 def test_stop_tokens_end_rows_after_their_first_token_without_changing_them(tiny_model):
     cfg, params = tiny_model
     tokens, mask = tokenization.left_pad(PROMPTS, PAD)

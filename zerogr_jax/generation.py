@@ -105,30 +105,44 @@ def prompt_positions(mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, cache_len: int,
-            prefix_tokens: jax.Array | None = None):
-    """Runs the prompt [B, P] into a fresh cache of `cache_len` slots.
+def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, cache_len: int):
+    """Runs the prompt [B, P] into a fresh cache of `cache_len` slots (the prompt at [0, P), the rest for new tokens).
 
-    With `prefix_tokens` [P0] (a prefix every row's prompt starts with, `tokens` holding only the rest), the prefix
-    runs once at batch 1 into slots [0, P0) and is copied to every row; the rows' left-padded remainders follow from
-    slot P0 with positions continuing after the prefix. Same attention and positions as the unsplit prompts (pad
-    slots are masked out wherever they sit), at P0 / (P0 + P) of the prefill FLOPs per extra row.
-
-    Returns (last-position logits [B, V], cache, kv_mask [B, cache_len], next position [B]).
+    Returns (last-position logits [B, V], cache, kv_mask [B, cache_len], next position [B]). Beam search uses this
+    one cache per row (it reorders rows); sampling holds prompts once per group (`prefill_shared`).
     """
     b, p = tokens.shape
-    p0 = 0 if prefix_tokens is None else prefix_tokens.shape[0]
-    if prefix_tokens is None:
-        cache = llama.init_cache(cfg, b, cache_len)
-    else:
-        one = llama.init_cache(cfg, 1, cache_len)
-        _, one = llama.forward(params, cfg, prefix_tokens[None], jnp.arange(p0, dtype=jnp.int32)[None], one, 0,
-                               jnp.ones((1, cache_len), bool), return_hidden=True)
-        cache = llama.KVCache(k=jnp.repeat(one.k, b, axis=1), v=jnp.repeat(one.v, b, axis=1))  # [L, B, K, S, E]
-    kv_mask = jnp.concatenate([jnp.ones((b, p0), bool), mask, jnp.ones((b, cache_len - p0 - p), bool)], axis=1)
+    cache = llama.init_cache(cfg, b, cache_len)
+    kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
+    positions = prompt_positions(mask)
+    hidden, cache = llama.forward(params, cfg, tokens, positions, cache, 0, kv_mask, return_hidden=True)
+    return llama.lm_head(params, cfg, hidden[:, -1]), cache, kv_mask, positions[:, -1] + 1
+
+
+def prefill_shared(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array,
+                   prefix_tokens: jax.Array | None = None):
+    """Runs the prompts into read-only `SharedKV` segments for sampling (no per-row copies of a prompt).
+
+    With `prefix_tokens` [P0] (a prefix every row's prompt starts with, `tokens` holding only the rest), the prefix
+    runs once at batch 1 into a segment all rows share; the rows' left-padded remainders [B, P] follow with positions
+    continuing after it, into a segment of their own. Same attention and positions as the unsplit prompts (pad slots
+    are masked out), at P0 / (P0 + P) of the prefill FLOPs per extra row.
+
+    Returns (last-position logits [B, V], segments (prefix?, prompts), next position [B]).
+    """
+    segments: tuple[llama.SharedKV, ...] = ()
+    p0 = 0
+    if prefix_tokens is not None:
+        p0 = prefix_tokens.shape[0]
+        _, one = llama.forward(params, cfg, prefix_tokens[None], jnp.arange(p0, dtype=jnp.int32)[None],
+                               llama.init_cache(cfg, 1, p0), 0, jnp.ones((1, p0), bool), return_hidden=True)
+        segments = (llama.SharedKV(one.k, one.v, jnp.ones((1, p0), bool)),)
+    b, p = tokens.shape
     positions = prompt_positions(mask) + p0
-    logits, cache = llama.forward(params, cfg, tokens, positions, cache, p0, kv_mask)
-    return logits[:, -1], cache, kv_mask, positions[:, -1] + 1
+    hidden, cache = llama.forward(params, cfg, tokens, positions, llama.init_cache(cfg, b, p), 0, mask,
+                                  return_hidden=True, shared=segments)
+    segments += (llama.SharedKV(cache.k, cache.v, mask),)
+    return llama.lm_head(params, cfg, hidden[:, -1]), segments, positions[:, -1] + 1
 
 
 def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_mask: jax.Array, rng: jax.Array,
@@ -140,28 +154,26 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
     A row ends at its first EOS, or at a token of `stop_ids` other than its first token (a completion may open with
     a line break before its text); either token is kept in `tokens` and counted in `lengths`. A row's tokens do not
     depend on when the other rows end: every step draws each row from its own logits and the step's shared key.
-    With `num_samples` > 1 each prompt is prefilled once and its cache shared by `num_samples` consecutive output
-    rows (`sampling` and the outputs then have B * num_samples rows). `prefix_tokens` [P0]: see `prefill`.
+    With `num_samples` > 1 each prompt is prefilled once and read by `num_samples` consecutive output rows
+    (`sampling` and the outputs then have B * num_samples rows). `prefix_tokens` [P0]: see `prefill_shared`.
+    The prompts live in read-only shared segments; each row's cache holds only its `max_new_tokens` new slots.
     """
-    p = prompt_tokens.shape[1] + (0 if prefix_tokens is None else prefix_tokens.shape[0])
-    logits, cache, kv_mask, next_pos = prefill(params, cfg, prompt_tokens, prompt_mask, p + max_new_tokens,
-                                               prefix_tokens)
+    logits, shared, next_pos = prefill_shared(params, cfg, prompt_tokens, prompt_mask, prefix_tokens)
     seen_rows = jnp.zeros((prompt_tokens.shape[0], logits.shape[-1]), bool)
     seen_rows = seen_rows.at[jnp.arange(prompt_tokens.shape[0])[:, None], prompt_tokens].max(prompt_mask)
     if prefix_tokens is not None:  # the shared prefix is part of every row's prompt (repetition penalty)
         seen_rows = seen_rows.at[:, prefix_tokens].set(True)
     if num_samples > 1:
-        rep = lambda x, axis=0: jnp.repeat(x, num_samples, axis=axis)
-        logits, kv_mask, next_pos, seen_rows = rep(logits), rep(kv_mask), rep(next_pos), rep(seen_rows)
-        cache = llama.KVCache(k=rep(cache.k, 1), v=rep(cache.v, 1))
-    b, seen = logits.shape[0], seen_rows
+        logits, next_pos, seen_rows = (jnp.repeat(x, num_samples, axis=0) for x in (logits, next_pos, seen_rows))
+    b = logits.shape[0]
+    kv_mask = jnp.ones((b, max_new_tokens), bool)  # new tokens are all real; pads after a row's end go unread
     eos = jnp.asarray(eos_ids, jnp.int32)
     stops = jnp.asarray(stop_ids or (-1,), jnp.int32)
 
     state = _LoopState(
         step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
         done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32), logprobs=jnp.zeros((b,), jnp.float32),
-        logits=logits, seen=seen, cache=cache, rng=rng,
+        logits=logits, seen=seen_rows, cache=llama.init_cache(cfg, b, max_new_tokens), rng=rng,
         hook_state=hook.init(b) if hook is not None else None)
 
     def cond(s: _LoopState):
@@ -176,7 +188,7 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
         token = jnp.where(s.done, pad_id, token)
         hook_state = hook.advance(s.hook_state, token) if hook is not None else None
         new_logits, cache = llama.forward(
-            params, cfg, token[:, None], (next_pos + s.step)[:, None], s.cache, p + s.step, kv_mask)
+            params, cfg, token[:, None], (next_pos + s.step)[:, None], s.cache, s.step, kv_mask, shared=shared)
         finished = jnp.isin(token, eos) | (jnp.isin(token, stops) & (s.step > 0))
         return _LoopState(
             step=s.step + 1, tokens=s.tokens.at[:, s.step].set(token), done=s.done | finished,

@@ -30,7 +30,7 @@ def generate_tokens(model: Model, prompts: Sequence[Sequence[int]], *, max_new_t
 
     With `num_samples` > 1, returns `num_samples` consecutive rows per prompt (the prompt is prefilled once).
     `batch_size` counts prompts. A token of `stop_ids` ends a row (unless it is the row's first) and is kept.
-    `share_prefix`: run the prompts' common prefix once per call (`generation.prefill`).
+    `share_prefix`: run the prompts' common prefix once per call (`generation.prefill_shared`).
     """
     pad = tokenization.pad_id_of(model.tokenizer)
     eos = model.eos_ids

@@ -75,6 +75,24 @@ class KVCache:
         return self.k.shape[3]
 
 
+@flax.struct.dataclass
+class SharedKV:
+    """Keys/values that rows read but never write, held once per group of rows instead of once per row: a prompt
+    prefix every row shares (b = 1), or a prompt its `num_samples` rows share (b = prompts). Row r of a batch of B
+    reads group r // (B // b), so a group's rows are consecutive. It sits before the rows' own cache in position
+    order, so every new token sees all of its real slots.
+
+    Why: in sampling, a cache of prompt + new slots per row is mostly copies of the same prompt; every decode step
+    reads all of it (at 32 rows x 544 slots, 0.8 GB per step in float32), and the per-row attention contractions
+    are matrix-vector products. Held once per group, the same keys are read once and contracted as one matrix
+    product for the group's rows.
+    """
+
+    k: jax.Array  # [L, b, K, S, E]
+    v: jax.Array  # [L, b, K, S, E]
+    mask: jax.Array  # [b, S] bool, real (not padding) slots
+
+
 def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> KVCache:
     shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_len, cfg.head_dim)
     dtype = dtype or cfg.compute_dtype
@@ -130,9 +148,10 @@ class Attention(nn.Module):
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, x, positions, cache, layer, cache_index, kv_mask):
+    def __call__(self, x, positions, cache, layer, cache_index, kv_mask, shared=()):
         """cache: None, or the whole stack's (k, v), each [L, B, K, S, E]: this layer's slot range is written in
-        place (a carry of the layer scan, so XLA updates it without copying the stack every step)."""
+        place (a carry of the layer scan, so XLA updates it without copying the stack every step).
+        shared: `SharedKV` segments (whole stacks) the new tokens also attend to, all of their real slots."""
         cfg, dt = self.cfg, self.cfg.compute_dtype
         d, h, k, e = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         wq = _param(self, "q", (d, h, e), ("embed", "heads", "head_dim"))
@@ -164,11 +183,27 @@ class Attention(nn.Module):
         visible = jnp.arange(s)[None, :] <= (start + jnp.arange(t))[:, None]  # [T, S]
         mask = visible[None] & kv_mask[:, None, :]  # [B, T, S]
 
-        q = q.reshape(q.shape[0], t, k, h // k, e)  # [B, T, K, G, E]
+        bsz, g, low = x.shape[0], h // k, jnp.finfo(jnp.float32).min
+        q = q.reshape(bsz, t, k, g, e)  # [B, T, K, G, E]
         scores = jnp.einsum("btkge,bkse->bkgts", q, keys.astype(dt)).astype(jnp.float32) / math.sqrt(e)
-        scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(dt)
-        out = jnp.einsum("bkgts,bkse->btkge", probs, values.astype(dt)).reshape(x.shape[0], t, h, e)
+        scores = [jnp.where(mask[:, None, None], scores, low)]
+        seg_values = []
+        for seg in shared:  # each group's keys contract with all of its rows' queries at once
+            sk = jax.lax.dynamic_index_in_dim(seg.k, layer, 0, keepdims=False).astype(dt)  # [b, K, S', E]
+            seg_values.append(jax.lax.dynamic_index_in_dim(seg.v, layer, 0, keepdims=False).astype(dt))
+            b = sk.shape[0]
+            sc = jnp.einsum("brtkge,bkse->brkgts", q.reshape(b, bsz // b, t, k, g, e), sk).astype(jnp.float32)
+            sc = jnp.where(seg.mask[:, None, None, None, None], sc / math.sqrt(e), low)
+            scores.insert(len(scores) - 1, sc.reshape(bsz, k, g, t, -1))  # position order: segments, then own
+        probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1).astype(dt)
+        out = jnp.einsum("bkgts,bkse->btkge", probs[..., probs.shape[-1] - s:], values.astype(dt))
+        start_slot = 0
+        for sv in seg_values:
+            b, width = sv.shape[0], sv.shape[2]
+            part = probs[..., start_slot:start_slot + width].reshape(b, bsz // b, k, g, t, width)
+            out = out + jnp.einsum("brkgts,bkse->brtkge", part, sv).reshape(bsz, t, k, g, e)
+            start_slot += width
+        out = out.reshape(bsz, t, h, e)
         return jnp.einsum("bthe,hed->btd", out, wo.astype(dt)), new_cache
 
 
@@ -190,13 +225,13 @@ class DecoderLayer(nn.Module):
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, carry, layer, positions, cache_index, kv_mask):
+    def __call__(self, carry, layer, positions, cache_index, kv_mask, shared=()):
         """carry = (hidden [B, T, D], None or the whole stack's (k, v) cache); layer = this layer's index."""
         cfg = self.cfg
         x, cache = carry
         h, cache = Attention(cfg, name="attn")(
             RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="attn_norm")(x), positions, cache, layer,
-            cache_index, kv_mask)
+            cache_index, kv_mask, shared)
         x = x + h.astype(x.dtype)
         x = x + MLP(cfg, name="mlp")(RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="mlp_norm")(x)).astype(x.dtype)
         return (x, cache), None
@@ -209,16 +244,17 @@ def layer_stack(cfg: LlamaConfig, name: str = "layers") -> nn.Module:
         DecoderLayer,
         variable_axes={"params": 0},
         split_rngs={"params": True},
-        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
         length=cfg.num_layers,
         metadata_params={nn.PARTITION_NAME: "layers"},
     )(cfg, name=name)
 
 
-def apply_layer_stack(stack: nn.Module, cfg: LlamaConfig, x, cache, positions, cache_index, kv_mask):
+def apply_layer_stack(stack: nn.Module, cfg: LlamaConfig, x, cache, positions, cache_index, kv_mask, shared=()):
     """(hidden states, updated (k, v) cache or None): the cache rides in the scan carry, so each layer updates its
     slots in place instead of the scan re-stacking the whole cache as an output every call."""
-    (x, cache), _ = stack((x, cache), jnp.arange(cfg.num_layers, dtype=jnp.int32), positions, cache_index, kv_mask)
+    (x, cache), _ = stack((x, cache), jnp.arange(cfg.num_layers, dtype=jnp.int32), positions, cache_index, kv_mask,
+                          tuple(shared))
     return x, cache
 
 
@@ -226,12 +262,14 @@ class Llama(nn.Module):
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, tokens, positions, cache: KVCache | None, cache_index, kv_mask, return_hidden=False):
+    def __call__(self, tokens, positions, cache: KVCache | None, cache_index, kv_mask, return_hidden=False,
+                 shared=()):
         cfg = self.cfg
         embedding = _param(self, "embedding", (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"))
         x = jnp.take(embedding, tokens, axis=0).astype(cfg.compute_dtype)  # [B, T, D]
         layer_caches = None if cache is None else (cache.k, cache.v)
-        x, new_caches = apply_layer_stack(layer_stack(cfg), cfg, x, layer_caches, positions, cache_index, kv_mask)
+        x, new_caches = apply_layer_stack(layer_stack(cfg), cfg, x, layer_caches, positions, cache_index, kv_mask,
+                                          shared)
         x = RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, name="final_norm")(x)
         if return_hidden:
             logits = x
@@ -272,16 +310,26 @@ def init_params(cfg: LlamaConfig, rng: jax.Array, shardings: Params | None = Non
 
 def forward(params: Params, cfg: LlamaConfig, tokens: jax.Array, positions: jax.Array,
             cache: KVCache | None = None, cache_index: jax.Array | int = 0,
-            kv_mask: jax.Array | None = None, return_hidden: bool = False) -> tuple[jax.Array, KVCache | None]:
+            kv_mask: jax.Array | None = None, return_hidden: bool = False,
+            shared: tuple[SharedKV, ...] = ()) -> tuple[jax.Array, KVCache | None]:
     """Logits [B, T, V] float32 (or final hidden states [B, T, D] with `return_hidden`) and the updated cache.
 
-    See docs/CONTRACTS.md for the cache/mask semantics.
+    `shared`: read-only `SharedKV` segments ahead of the cache (their positions come before the new tokens'); each
+    segment's b must divide B. See docs/CONTRACTS.md for the cache/mask semantics.
     """
     if kv_mask is None:
         s = tokens.shape[1] if cache is None else cache.max_len
         kv_mask = jnp.ones((tokens.shape[0], s), bool)
     cache_index = jnp.asarray(cache_index, jnp.int32)
-    return Llama(cfg).apply({"params": params}, tokens, positions, cache, cache_index, kv_mask, return_hidden)
+    return Llama(cfg).apply({"params": params}, tokens, positions, cache, cache_index, kv_mask, return_hidden,
+                            tuple(shared))
+
+
+def lm_head(params: Params, cfg: LlamaConfig, hidden: jax.Array) -> jax.Array:
+    """Logits (float32) of final hidden states [..., D] (from `forward(..., return_hidden=True)`): lets a caller
+    pay for the vocabulary matmul only at the positions it needs (a prompt's last token)."""
+    w = params["embedding"] if cfg.tie_word_embeddings else params["lm_head"].T  # [V, D]
+    return jnp.einsum("...d,vd->...v", hidden, w.astype(hidden.dtype)).astype(jnp.float32)
 
 
 def truncate_layers(params: Params, cfg: LlamaConfig, num_layers: int) -> tuple[Params, LlamaConfig]:
