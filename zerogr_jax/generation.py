@@ -91,12 +91,27 @@ def filter_top_k_top_p(logits: jax.Array, top_k: jax.Array, top_p: jax.Array) ->
     return jax.lax.cond(active, filtered, lambda x: x, logits)
 
 
+def draw_categorical(rng, logits: jax.Array) -> jax.Array:
+    """One draw per row from softmax(logits) [B, V], by inverting the row's CDF at one uniform number.
+
+    Same distribution as `jax.random.categorical`, which draws V Gumbel numbers per row: at 32 rows x 49K
+    vocabulary that is 1.5 M threefry draws per step, ~0.1 s of a ~1 s decode step on XLA:CPU; this is ~0.02 s.
+    """
+    probs = jax.nn.softmax(logits, axis=-1)
+    cdf = jnp.cumsum(probs, axis=-1)  # [B, V]
+    u = jax.random.uniform(rng, (logits.shape[0], 1)) * cdf[:, -1:]
+    token = jnp.minimum(jnp.sum(cdf <= u, axis=-1), logits.shape[-1] - 1)  # the first index whose CDF passes u
+    # rounding in the tail can leave u on a zero-probability (masked) token: take the most probable one instead
+    ok = jnp.take_along_axis(probs, token[:, None], axis=-1)[:, 0] > 0
+    return jnp.where(ok, token, jnp.argmax(logits, axis=-1))
+
+
 def sample_tokens(rng, logits: jax.Array, params: SamplingParams) -> jax.Array:
     """One token per row: argmax where temperature == 0, else a draw from the filtered, tempered distribution."""
     greedy = jnp.argmax(logits, axis=-1)
     t = jnp.maximum(params.temperature, 1e-6)[:, None]
     filtered = filter_top_k_top_p(logits / t, params.top_k, params.top_p)
-    drawn = jax.random.categorical(rng, filtered, axis=-1)
+    drawn = draw_categorical(rng, filtered)
     return jnp.where(params.temperature > 0, drawn, greedy).astype(jnp.int32)
 
 
