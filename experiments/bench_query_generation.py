@@ -38,6 +38,17 @@ PATHS = {"whole_prompts_no_stop": dict(share_prefix=False, stop=()),
          "shared_prefix_stop_at_newline": dict(share_prefix=True, stop=("\n",))}
 
 
+def indexing_prompts(tokenizer, collection: str, n: int):
+    """(QueryPrompt, the collection's first n documents, their token-id prompts as `zerogr index` builds them)."""
+    corpus, _ = beir.load_corpus(beir.find_jsonl(collections.collection_dir(collection), "corpus"))
+    docs = list(corpus.values())[:n]
+    prompt = queries.QueryPrompt(instructions.task_instruction(collection))
+    encoded = [tokenization.encode(tokenizer, tokenization.chat_prompt(tokenizer, prompt.conversation(d),
+                                                                       prompt.assistant_prefix), 1024, keep="right")
+               for d in docs]
+    return prompt, docs, encoded
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--collection", default="cranfield")
@@ -50,13 +61,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     started = time.time()
     model = load_model("smollm2-135m-instruct", dtype="float32")
-    corpus, _ = beir.load_corpus(beir.find_jsonl(collections.collection_dir(args.collection), "corpus"))
     per, ns = args.docs_per_call, args.queries_per_doc
-    docs = list(corpus.values())[:args.docs + per]
-    prompt = queries.QueryPrompt(instructions.task_instruction(args.collection))
+    prompt, docs, encoded = indexing_prompts(model.tokenizer, args.collection, args.docs + per)
     examples = [q for _, q in prompt.examples]
-    encoded = [tokenization.encode(model.tokenizer, tokenization.chat_prompt(
-        model.tokenizer, prompt.conversation(d), prompt.assistant_prefix), 1024, keep="right") for d in docs]
     seconds = {p: 0.0 for p in PATHS}
     kept = {p: 0 for p in PATHS}
     firsts: dict[str, list[str]] = {p: [] for p in PATHS}

@@ -30,10 +30,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import result_files  # noqa: E402
+from bench_query_generation import indexing_prompts  # noqa: E402
 from zerogr_jax import generation, tokenization  # noqa: E402
 from zerogr_jax import text_generator as tg  # noqa: E402
-from zerogr_jax.data import beir, collections, instructions  # noqa: E402
-from zerogr_jax.indexing import queries  # noqa: E402
 from zerogr_jax.models.loading import load_model  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -69,12 +68,8 @@ def main(argv=None) -> None:
                                                                    "generation_baseline"), **sides}
     model = load_model("smollm2-135m-instruct", dtype="float32")
     tok = model.tokenizer
-    corpus, _ = beir.load_corpus(beir.find_jsonl(collections.collection_dir(args.collection), "corpus"))
     per, ns = args.docs_per_call, args.queries_per_doc
-    docs = list(corpus.values())[:args.docs + per]
-    prompt = queries.QueryPrompt(instructions.task_instruction(args.collection))
-    encoded = [tokenization.encode(tok, tokenization.chat_prompt(tok, prompt.conversation(d), prompt.assistant_prefix),
-                                   1024, keep="right") for d in docs]
+    _, docs, encoded = indexing_prompts(tok, args.collection, args.docs + per)
     stop_ids = tg.stop_token_ids(tok, ("\n",))
     pad = tokenization.pad_id_of(tok)
     fns = {side: mod.compile_generate(model.cfg, max_new_tokens=args.max_new_tokens, eos_ids=model.eos_ids,
