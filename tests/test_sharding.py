@@ -13,7 +13,7 @@ from zerogr_jax import sharding as shd
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 
 
-def test_sharded_forward_equals_unsharded(tiny_hf_dir):
+def test_sharded_forward_and_sampling_equal_unsharded(tiny_hf_dir):
     env = dict(os.environ, XLA_FLAGS="")
     res = subprocess.run([sys.executable, str(SCRIPTS / "sharded_forward.py"), str(tiny_hf_dir)],
                          capture_output=True, text=True, env=env, timeout=600)
