@@ -215,3 +215,21 @@ def test_shared_prefix_length_and_stop_cuts():
     assert tg.cut_at_stop("\n what is lift\n more", ["\n"]) == "\n what is lift"
     assert tg.cut_at_stop("drag##x\n", ["\n", "##"]) == "drag"
     assert tg.cut_at_stop("no stop", ["\n"]) == "no stop"
+
+
+def test_per_object_cache_entries_are_built_once_and_go_with_their_owner():
+    import gc
+
+    from zerogr_jax import text_generator as tg
+
+    class Owner:
+        pass
+
+    cache, built = {}, []
+    owner = Owner()
+    for _ in range(2):
+        assert tg.cached_per_object(cache, owner, ("k",), lambda: built.append(1) or len(built)) == 1
+    assert len(cache) == 1 and built == [1]
+    del owner
+    gc.collect()
+    assert cache == {}  # a new object at the freed address cannot inherit the entry

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from typing import Sequence
 
 import jax
@@ -75,11 +76,11 @@ def stop_token_ids(tokenizer, stop: Sequence[str]) -> tuple[int, ...]:
     " \n", ...)."""
     if not stop:
         return ()
-    key = (id(tokenizer), tuple(stop))
-    if key not in _STOP_IDS:
+    def build():
         texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        _STOP_IDS[key] = tuple(i for i, t in enumerate(texts) if any(s in t for s in stop))
-    return _STOP_IDS[key]
+        return tuple(i for i, t in enumerate(texts) if any(s in t for s in stop))
+
+    return cached_per_object(_STOP_IDS, tokenizer, (tuple(stop),), build)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -93,15 +94,26 @@ _COMPILED: dict = {}
 _STOP_IDS: dict = {}
 
 
+def cached_per_object(cache: dict, owner, key: tuple, build):
+    """`cache[(id(owner), *key)]`, built on first use and dropped when `owner` is freed (a later object at the same
+    address must not find the entry)."""
+    full = (id(owner), *key)
+    if full not in cache:
+        cache[full] = build()
+        try:
+            weakref.finalize(owner, cache.pop, full, None)
+        except TypeError:  # an owner without weak references (__slots__) keeps its entry for the process
+            pass
+    return cache[full]
+
+
 def _compiled(model: Model, max_new_tokens: int, eos, pad, hook, num_samples: int, stop_ids: tuple[int, ...],
               with_prefix: bool):
-    key = (id(model), model.cfg, max_new_tokens, eos, pad, hook, num_samples, stop_ids, with_prefix)
-    if key not in _COMPILED:
-        _COMPILED[key] = generation.compile_generate(
-            model.cfg, max_new_tokens=max_new_tokens, eos_ids=eos, pad_id=pad, mesh=model.mesh,
-            param_shardings=model.param_shardings, hook=hook, num_samples=num_samples, stop_ids=stop_ids,
-            with_prefix=with_prefix)
-    return _COMPILED[key]
+    key = (model.cfg, max_new_tokens, eos, pad, hook, num_samples, stop_ids, with_prefix)
+    return cached_per_object(_COMPILED, model, key, lambda: generation.compile_generate(
+        model.cfg, max_new_tokens=max_new_tokens, eos_ids=eos, pad_id=pad, mesh=model.mesh,
+        param_shardings=model.param_shardings, hook=hook, num_samples=num_samples, stop_ids=stop_ids,
+        with_prefix=with_prefix))
 
 
 def chat(model: Model, conversations: Sequence[Sequence[dict]], *, max_new_tokens: int = 64,
