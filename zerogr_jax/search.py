@@ -63,9 +63,8 @@ class CompactHeadStepModel(decoding.LlamaStepModel):
     """
 
     def _logits(self, params, hidden):  # hidden [B, D] -> [B, V']
-        cfg = self.cfg
-        w = params["model"]["embedding"] if cfg.tie_word_embeddings else params["model"]["lm_head"].T
-        rows = jnp.take(w, params["head_vocab"], axis=0).astype(hidden.dtype)  # [V', D]
+        rows = jnp.take(llama.head_rows(params["model"], self.cfg), params["head_vocab"], axis=0
+                        ).astype(hidden.dtype)  # [V', D]
         return (hidden @ rows.T).astype(jnp.float32)
 
     def prefill(self, params, tokens, mask, cache_len):

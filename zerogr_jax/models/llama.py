@@ -328,8 +328,12 @@ def forward(params: Params, cfg: LlamaConfig, tokens: jax.Array, positions: jax.
 def lm_head(params: Params, cfg: LlamaConfig, hidden: jax.Array) -> jax.Array:
     """Logits (float32) of final hidden states [..., D] (from `forward(..., return_hidden=True)`): lets a caller
     pay for the vocabulary matmul only at the positions it needs (a prompt's last token)."""
-    w = params["embedding"] if cfg.tie_word_embeddings else params["lm_head"].T  # [V, D]
-    return jnp.einsum("...d,vd->...v", hidden, w.astype(hidden.dtype)).astype(jnp.float32)
+    return jnp.einsum("...d,vd->...v", hidden, head_rows(params, cfg).astype(hidden.dtype)).astype(jnp.float32)
+
+
+def head_rows(params: Params, cfg: LlamaConfig) -> jax.Array:
+    """The output head as [V, D] rows: the tied embedding, or the untied head transposed."""
+    return params["embedding"] if cfg.tie_word_embeddings else params["lm_head"].T
 
 
 def truncate_layers(params: Params, cfg: LlamaConfig, num_layers: int) -> tuple[Params, LlamaConfig]:
