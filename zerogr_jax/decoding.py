@@ -66,21 +66,40 @@ class StepModel(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class LlamaStepModel:
-    """`StepModel` over `zerogr_jax.models.llama` (see docs/CONTRACTS.md)."""
+    """`StepModel` over `zerogr_jax.models.llama` (see docs/CONTRACTS.md): one cache per row, the prompt at slots
+    [0, P). Subclasses change the output head (`head`), where the model's params sit (`model_params`) and what a
+    fed-back token id means (`vocab_ids`); prefill and step are written once here."""
 
     cfg: Any  # llama.LlamaConfig
 
+    def model_params(self, params):
+        return params
+
+    def head(self, params, hidden: jax.Array) -> jax.Array:  # hidden [B, D] -> logits [B, V] float32
+        from zerogr_jax.models import llama
+
+        return llama.lm_head(params, self.cfg, hidden)
+
+    def vocab_ids(self, params, tokens: jax.Array) -> jax.Array:  # decoder token ids -> the model's vocabulary ids
+        return tokens
+
     def prefill(self, params, tokens, mask, cache_len):
         from zerogr_jax import generation
+        from zerogr_jax.models import llama
 
-        logits, cache, _, next_pos = generation.prefill(params, self.cfg, tokens, mask, cache_len)
-        return logits, cache, next_pos
+        b, p = tokens.shape
+        kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
+        positions = generation.prompt_positions(mask)
+        hidden, cache = llama.forward(self.model_params(params), self.cfg, tokens, positions,
+                                      llama.init_cache(self.cfg, b, cache_len), 0, kv_mask, return_hidden=True)
+        return self.head(params, hidden[:, -1]), cache, positions[:, -1] + 1  # the head at the last position only
 
     def step(self, params, cache, tokens, positions, cache_index, kv_mask):
         from zerogr_jax.models import llama
 
-        logits, cache = llama.forward(params, self.cfg, tokens, positions, cache, cache_index, kv_mask)
-        return logits[:, 0], cache
+        hidden, cache = llama.forward(self.model_params(params), self.cfg, self.vocab_ids(params, tokens),
+                                      positions, cache, cache_index, kv_mask, return_hidden=True)
+        return self.head(params, hidden[:, 0]), cache
 
     def select_rows(self, cache, rows):
         return jax.tree.map(lambda x: x[:, rows], cache)  # KVCache leaves are [L, B, K, S, E]

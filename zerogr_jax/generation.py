@@ -120,20 +120,6 @@ def prompt_positions(mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def prefill(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array, cache_len: int):
-    """Runs the prompt [B, P] into a fresh cache of `cache_len` slots (the prompt at [0, P), the rest for new tokens).
-
-    Returns (last-position logits [B, V], cache, kv_mask [B, cache_len], next position [B]). Beam search uses this
-    one cache per row (it reorders rows); sampling holds prompts once per group (`prefill_shared`).
-    """
-    b, p = tokens.shape
-    cache = llama.init_cache(cfg, b, cache_len)
-    kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
-    positions = prompt_positions(mask)
-    hidden, cache = llama.forward(params, cfg, tokens, positions, cache, 0, kv_mask, return_hidden=True)
-    return llama.lm_head(params, cfg, hidden[:, -1]), cache, kv_mask, positions[:, -1] + 1
-
-
 def prefill_shared(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.Array,
                    prefix_tokens: jax.Array | None = None):
     """Runs the prompts into read-only `SharedKV` segments for sampling (no per-row copies of a prompt).
@@ -143,7 +129,8 @@ def prefill_shared(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.
     continuing after it, into a segment of their own. Same attention and positions as the unsplit prompts (pad slots
     are masked out), at P0 / (P0 + P) of the prefill FLOPs per extra row.
 
-    Returns (last-position logits [B, V], segments (prefix?, prompts), next position [B]).
+    Returns (last-position logits [B, V], segments (prefix?, prompts), next position [B]). Beam search keeps one
+    cache per row instead (`decoding.LlamaStepModel.prefill`): it reorders rows.
     """
     segments: tuple[llama.SharedKV, ...] = ()
     p0 = 0

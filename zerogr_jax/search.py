@@ -62,27 +62,16 @@ class CompactHeadStepModel(decoding.LlamaStepModel):
     head's matmul with it. params = {"model", "head_vocab"}; pair it with `compact_vocabulary(trie)`.
     """
 
-    def _logits(self, params, hidden):  # hidden [B, D] -> [B, V']
+    def model_params(self, params):
+        return params["model"]
+
+    def head(self, params, hidden):  # hidden [B, D] -> [B, V']
         rows = jnp.take(llama.head_rows(params["model"], self.cfg), params["head_vocab"], axis=0
                         ).astype(hidden.dtype)  # [V', D]
         return (hidden @ rows.T).astype(jnp.float32)
 
-    def prefill(self, params, tokens, mask, cache_len):
-        from zerogr_jax import generation
-
-        b, p = tokens.shape
-        cache = llama.init_cache(self.cfg, b, cache_len)
-        kv_mask = jnp.concatenate([mask, jnp.ones((b, cache_len - p), bool)], axis=1)
-        positions = generation.prompt_positions(mask)
-        hidden, cache = llama.forward(params["model"], self.cfg, tokens, positions, cache, 0, kv_mask,
-                                      return_hidden=True)
-        return self._logits(params, hidden[:, -1]), cache, positions[:, -1] + 1
-
-    def step(self, params, cache, tokens, positions, cache_index, kv_mask):
-        real = jnp.take(params["head_vocab"], tokens, axis=0)  # compact -> vocabulary ids
-        hidden, cache = llama.forward(params["model"], self.cfg, real, positions, cache, cache_index, kv_mask,
-                                      return_hidden=True)
-        return self._logits(params, hidden[:, 0]), cache
+    def vocab_ids(self, params, tokens):
+        return jnp.take(params["head_vocab"], tokens, axis=0)  # compact -> vocabulary ids
 
 
 def compact_vocabulary(trie: TrieHost) -> tuple[TrieHost, np.ndarray]:
