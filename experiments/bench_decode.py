@@ -20,7 +20,6 @@ import os
 import pathlib
 import platform
 import sys
-import tempfile
 import time
 
 import jax
@@ -30,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from decode_setup import DEFAULT_DATA, scifact_inputs  # noqa: E402
-from zerogr_jax import decoding  # noqa: E402
+from zerogr_jax import atomic_files, decoding  # noqa: E402
 from zerogr_jax.models.loading import load_model  # noqa: E402
 from zerogr_jax.tokenization import left_pad  # noqa: E402
 from zerogr_jax.trie import build_trie  # noqa: E402
@@ -214,11 +213,7 @@ def main(argv=None):
                   machine=dict(platform=platform.platform(), cpus=os.cpu_count(), device=str(jax.devices()[0]),
                                jax=jax.__version__, loadavg_start=load_start, loadavg_end=os.getloadavg()),
                   trie=trie_info, rows=rows, constraint_overhead=overhead)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_files.atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

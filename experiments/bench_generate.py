@@ -125,9 +125,9 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     out = {"command": "python " + " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
            "cpus": os.cpu_count(), "rows": rows}
-    tmp = RESULTS / "bench_generate.json.tmp"
-    tmp.write_text(json.dumps(out, indent=2))
-    os.replace(tmp, RESULTS / "bench_generate.json")
+    from zerogr_jax import atomic_files
+
+    atomic_files.atomic_write_json(RESULTS / "bench_generate.json", out)
 
 
 if __name__ == "__main__":

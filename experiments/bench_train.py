@@ -29,7 +29,6 @@ import pathlib
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -231,11 +230,9 @@ def main(argv=None) -> None:
         "wall_s": round(time.perf_counter() - t_start, 1), "rows": rows,
     }
     path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
+    from zerogr_jax import atomic_files
+
+    atomic_files.atomic_write_json(path, out)
     print_table(out)
 
 

@@ -10,18 +10,17 @@ arrays' sizes (the device copy leaves out parent pointers and the docid -> docum
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import platform
 import sys
-import tempfile
 import time
 import tracemalloc
 
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from zerogr_jax import atomic_files  # noqa: E402
 from zerogr_jax.trie import build_trie  # noqa: E402
 
 
@@ -82,11 +81,7 @@ def main(argv=None):
                   machine=dict(platform=platform.platform(), cpus=os.cpu_count(), python=platform.python_version(),
                                numpy=np.__version__),
                   settings={k: v for k, v in vars(args).items() if k != "out"}, rows=rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_files.atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import pathlib
 import tempfile
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -60,6 +60,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
-    """Writes `obj` as JSON (UTF-8, keys in insertion order, trailing newline) atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2,
+                      default: Callable[[Any], Any] | None = None) -> None:
+    """Writes `obj` as JSON (UTF-8, keys in insertion order, trailing newline) atomically; `default` as in
+    `json.dumps` (e.g. `str` for values JSON has no type for)."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=default) + "\n")

@@ -22,7 +22,6 @@ import math
 import os
 import pathlib
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Sequence
 
@@ -30,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zerogr_jax import atomic_files
 from zerogr_jax import config as config_lib
 from zerogr_jax import distributed
 from zerogr_jax import sharding as shd
@@ -94,14 +94,6 @@ def _check_resume_config(saved: dict, current: dict) -> None:
     if saved["fingerprints"] != current["fingerprints"]:
         raise ValueError(f"cannot resume: the index data changed (fingerprints {saved['fingerprints']} -> "
                          f"{current['fingerprints']})")
-
-
-def _atomic_write_json(path: pathlib.Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def evaluate(eval_step, params, consts, examples, global_batch: int, shardings, max_examples: int) -> dict:
@@ -363,7 +355,7 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "status": "running",
         "setup_seconds": round(time.perf_counter() - t0, 2),
     }
-    distributed.run_on_main(lambda: _atomic_write_json(workdir / "manifest.json", manifest), "write manifest.json")
+    distributed.run_on_main(lambda: atomic_files.atomic_write_json(workdir / "manifest.json", manifest, default=str), "write manifest.json")
     log.info("%d train / %d held-out examples, T=%d; model %s (%d layers)", len(data.train), len(data.heldout),
              data.train.tokens.shape[1], model.source, cfg.num_layers)
 
@@ -380,7 +372,7 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
                                                             workdir / "model", tokenizer=model.tokenizer),
                                 "export the trained model")
         manifest["exported_model"] = str(workdir / "model")
-    distributed.run_on_main(lambda: _atomic_write_json(workdir / "manifest.json", manifest), "write manifest.json")
+    distributed.run_on_main(lambda: atomic_files.atomic_write_json(workdir / "manifest.json", manifest, default=str), "write manifest.json")
     print(json.dumps({k: manifest.get(k) for k in ("status", "steps", "train_seconds", "final_eval",
                                                    "exported_model")}, indent=2))
     return result

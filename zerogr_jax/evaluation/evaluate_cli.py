@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pathlib
 from typing import Sequence
+
+from zerogr_jax import atomic_files
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -36,6 +36,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, value in result.metrics.items():
         print(f"{name:<12}{value:.4f}")
     if args.json:
-        tmp = f"{args.json}.tmp"
-        pathlib.Path(tmp).write_text(json.dumps(result.as_dict(), indent=2))
-        os.replace(tmp, args.json)
+        atomic_files.atomic_write_json(args.json, result.as_dict())
