@@ -86,11 +86,8 @@ class BeirDirectory(tfds.core.GeneratorBasedBuilder):
 
 
 def _sha256(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def prepare(beir_dir: str | os.PathLike, data_dir: str | os.PathLike, part: str = "corpus",

@@ -104,11 +104,8 @@ def _sha256_bytes(data: bytes) -> str:
 
 
 def _sha256_file(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _jsonl(rows: Iterable[dict]) -> bytes:

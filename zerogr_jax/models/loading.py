@@ -45,11 +45,8 @@ def cache_root() -> pathlib.Path:
 
 
 def _file_digest(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def resolve_source(name_or_path: str | os.PathLike) -> pathlib.Path:
