@@ -39,6 +39,8 @@ def test_llama3_rope_scaling_matches_transformers(tmp_path):
 def test_export_round_trip_loads_in_transformers(tiny_hf_dir, tiny_model, tmp_path):
     cfg, params = tiny_model
     out = checkpoints.export_hf_directory(cfg, params, tmp_path / "exported")
+    # readable by others (a shared cluster's search job), whatever the writer's temporary-directory mode was
+    assert all(p.stat().st_mode & 0o004 for p in [out, *out.iterdir()])
     np.testing.assert_allclose(hf_logits(out, TOKENS), hf_logits(tiny_hf_dir, TOKENS), atol=1e-5, rtol=0)
     cfg2, params2 = checkpoints.load_hf_directory(out)
     assert cfg2 == cfg

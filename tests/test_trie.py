@@ -110,6 +110,7 @@ def test_save_load_round_trip(tmp_path):
     for name, value in vars(host).items():
         np.testing.assert_array_equal(np.asarray(getattr(loaded, name)), np.asarray(value), err_msg=name)
     assert [p.name for p in tmp_path.iterdir()] == ["trie.npz"]  # no temporary left behind
+    assert path.stat().st_mode & 0o777 == 0o644  # not the temporary file's private 0600
     time.sleep(2.1)  # zip timestamps have 2 s resolution: a later save must still be the same bytes
     host.save(tmp_path / "again.npz")
     assert (tmp_path / "again.npz").read_bytes() == path.read_bytes()

@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import pathlib
-import tempfile
 from typing import Sequence
 
 import flax
@@ -152,19 +150,13 @@ class TrieHost:
 
     # -- persistence --------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Writes an .npz atomically (tmp file + os.replace); plain arrays only, loadable without pickle."""
-        path = pathlib.Path(path)
+        """Writes an .npz atomically (`atomic_files`); plain arrays only, loadable without pickle."""
+        from zerogr_jax import atomic_files
+
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         arrays["format_version"] = _FORMAT_VERSION
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                _write_npz(f, {k: np.asarray(v) for k, v in arrays.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_files.atomic_open(path, "wb") as f:
+            _write_npz(f, {k: np.asarray(v) for k, v in arrays.items()})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrieHost":

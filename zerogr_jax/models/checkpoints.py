@@ -202,6 +202,9 @@ def _atomic_dir_write(out: pathlib.Path, write: Callable[[pathlib.Path], None]) 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
     write(tmp)
+    tmp.chmod(0o755)  # mkdtemp makes it private to its writer; an exported model is read by others (and by search)
+    for f in tmp.iterdir():
+        f.chmod(0o644)
     if out.exists():
         backup = out.with_name(f".{out.name}.old")
         os.replace(out, backup)
