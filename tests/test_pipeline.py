@@ -127,3 +127,35 @@ def test_untrained_retriever_is_searched_as_loaded(tmp_path):
                                    progress=False)
     assert (work / "run.trec").stat().st_mtime_ns != mtime
     assert set(deeper["results"]) == {"zerogr-jax"}
+
+
+def test_start_model_weights_key_the_run(tmp_path):
+    """A retriever started from a model directory (e.g. one trained on other collections first) is keyed by that
+    directory's weights, not its path: new weights under the same path redo the run, the same ones reuse it."""
+    import jax
+
+    from zerogr_jax import pipeline
+    from zerogr_jax.models import checkpoints, llama
+    from zerogr_jax.models.loading import load_model
+    from zerogr_jax.search import SearchConfig
+
+    base = load_model("smollm2-135m-instruct")
+    params, cfg = llama.truncate_layers(base.params, base.cfg, 2)
+    start = tmp_path / "start"
+    checkpoints.export_hf_directory(cfg, params, start, base.tokenizer)
+    corpus = write_collection(tmp_path / "tiny")
+    config = pipeline.PipelineConfig(
+        collection="tiny", corpus_dir=str(corpus), workdir=str(tmp_path / "work"),
+        instruction="Given a topic, retrieve the paragraph about it",
+        index=pipeline.IndexStage(docid_scheme="tfidf_keywords", num_queries=0, shard_size=5),
+        train_config="experiments/configs/cpu_small.py", train_overrides=(f"model.name={start}", "model.num_layers=0"),
+        train_retriever=False, search=SearchConfig(num_docids=3, batch_size=8), baselines=())
+    pipeline.run_pipeline(config, progress=False)
+    run_path = tmp_path / "work" / "run.trec"
+    mtime = run_path.stat().st_mtime_ns
+    assert pipeline.run_pipeline(config, progress=False)["reused_stages"] == ["search"]
+    assert run_path.stat().st_mtime_ns == mtime
+    changed = jax.tree.map(lambda x: x * 1.01, params)
+    checkpoints.export_hf_directory(cfg, changed, start, base.tokenizer)  # same path, other weights
+    assert pipeline.run_pipeline(config, progress=False)["reused_stages"] == []
+    assert run_path.stat().st_mtime_ns != mtime

@@ -93,6 +93,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     from zerogr_jax.data import beir, collections
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.indexing import index_builder
+    from zerogr_jax.models.embedded import is_embedded_name
+    from zerogr_jax.models.loading import source_digest
     from zerogr_jax.train_loop import load_base_model, train_main
 
     work = pathlib.Path(config.workdir)
@@ -141,12 +143,15 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     for o in config.train_overrides:
         argv += ["--set", o]
     # what the trained model depends on: the arguments, the resolved config (a config file may load another), each
-    # index's settings and outputs
+    # index's settings and outputs, and the starting model's weights where it is a file or directory of ours (e.g. a
+    # retriever trained on other collections first), which can change under the same path
+    start = train_exp.model.name
+    start_id = {} if is_embedded_name(start) else {"start_model_sha256": source_digest(start)}
     if config.train_retriever:
         train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
-                        "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes]}
+                        "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes], **start_id}
     else:
-        train_inputs = {"untrained": config_lib.to_dict(train_exp.model)}
+        train_inputs = {"untrained": config_lib.to_dict(train_exp.model), **start_id}
     train_key = _sha256_json(train_inputs)
     done_path = train_dir / "stage_done.json"
     done = _read_json(done_path)

@@ -49,6 +49,18 @@ def _file_digest(path: pathlib.Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
+def source_digest(name_or_path: str | os.PathLike) -> str:
+    """What a model source holds, as 16 hex digits of sha256: the GGUF file's bytes, or a directory's config.json
+    and safetensors files (the tokenizer files are left out: they do not change the weights)."""
+    src = resolve_source(name_or_path)
+    if src.is_file():
+        return _file_digest(src)
+    h = hashlib.sha256()
+    for f in sorted(p for p in src.iterdir() if p.name == "config.json" or ".safetensors" in p.name):
+        h.update(f"{f.name}\0{_file_digest(f)}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def resolve_source(name_or_path: str | os.PathLike) -> pathlib.Path:
     if isinstance(name_or_path, str) and is_embedded_name(name_or_path):
         return embedded_gguf_path()
