@@ -50,6 +50,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                           [FULL, "train_overrides=train.epochs=5,train.lr=1e-3"]),
     "full_top12_e3_lr1e3": ("all 30 layers, top 12 trained (not 4), 3 epochs of document-as-query rows at lr 1e-3",
                             [FULL, "train_overrides=train.epochs=3,train.lr=1e-3,train.trainable=top_layers:12"]),
+    "full_top16_e3_lr1e3": ("all 30 layers, top 16 trained, 3 epochs of document-as-query rows at lr 1e-3",
+                            [FULL, "train_overrides=train.epochs=3,train.lr=1e-3,train.trainable=top_layers:16"]),
     "full_q4_e1": ("all 30 layers, 1 epoch of document + B = 4 LM pseudo-queries per document (before filtering)",
                    [FULL, "index.num_queries=4"]),
     "full_q4_e2": ("all 30 layers, 2 epochs of document + B = 4 LM pseudo-queries per document",
