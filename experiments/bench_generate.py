@@ -122,7 +122,6 @@ def main():
         for v in t:
             if v != "torch" and "torch" in t:
                 print(f"batch {batch}: {v} / torch = {t[v] / t['torch']:.2f}x")
-    RESULTS.mkdir(exist_ok=True)
     out = {"command": "python " + " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
            "cpus": os.cpu_count(), "rows": rows}
     from zerogr_jax import atomic_files

@@ -355,7 +355,12 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "status": "running",
         "setup_seconds": round(time.perf_counter() - t0, 2),
     }
-    distributed.run_on_main(lambda: atomic_files.atomic_write_json(workdir / "manifest.json", manifest, default=str), "write manifest.json")
+
+    def write_manifest():  # written at the start and the end (status, steps, final metrics, export)
+        distributed.run_on_main(lambda: atomic_files.atomic_write_json(workdir / "manifest.json", manifest,
+                                                                       default=str), "write manifest.json")
+
+    write_manifest()
     log.info("%d train / %d held-out examples, T=%d; model %s (%d layers)", len(data.train), len(data.heldout),
              data.train.tokens.shape[1], model.source, cfg.num_layers)
 
@@ -372,7 +377,7 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
                                                             workdir / "model", tokenizer=model.tokenizer),
                                 "export the trained model")
         manifest["exported_model"] = str(workdir / "model")
-    distributed.run_on_main(lambda: atomic_files.atomic_write_json(workdir / "manifest.json", manifest, default=str), "write manifest.json")
+    write_manifest()
     print(json.dumps({k: manifest.get(k) for k in ("status", "steps", "train_seconds", "final_eval",
                                                    "exported_model")}, indent=2))
     return result

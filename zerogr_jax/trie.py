@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zerogr_jax import atomic_files
+
 DEFAULT_WIDTH = 16
 _FORMAT_VERSION = 1
 
@@ -151,8 +153,6 @@ class TrieHost:
     # -- persistence --------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Writes an .npz atomically (`atomic_files`); plain arrays only, loadable without pickle."""
-        from zerogr_jax import atomic_files
-
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         arrays["format_version"] = _FORMAT_VERSION
         with atomic_files.atomic_open(path, "wb") as f:
