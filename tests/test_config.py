@@ -35,12 +35,33 @@ def test_json_round_trip():
     assert config_lib.from_dict(tr.ExperimentConfig, config_lib.to_dict(cfg)) == cfg
 
 
-@pytest.mark.parametrize("name", ["cpu_small", "paper_1b"])
+@pytest.mark.parametrize("name", ["cpu_small", "cpu_full_depth", "cpu_top12", "paper_1b"])
 def test_experiment_configs_construct(name):
     cfg = config_lib.load_config_file(REPO / "experiments" / "configs" / f"{name}.py")
     assert isinstance(cfg, tr.ExperimentConfig)
     tr.parse_trainable(cfg.train.trainable, 30)  # well-formed
     assert config_lib.from_dict(tr.ExperimentConfig, config_lib.to_dict(cfg)) == cfg
+
+
+def test_cpu_top12_is_the_levers_recipe():
+    """The named recipe and the overrides its recorded runs passed (levers.py's variant) resolve to one config."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "experiments"))
+    import levers
+
+    configs = REPO / "experiments" / "configs"
+    train_config, overrides = None, []
+    for item in levers.VARIANTS["full_top12_e3_lr1e3"][1]:
+        key, _, value = item.partition("=")
+        if key == "train_config":
+            train_config = value
+        elif key == "train_overrides":
+            overrides = value.split(",")
+    by_overrides = config_lib.override(config_lib.load_config_file(REPO / train_config), overrides)
+    named = config_lib.load_config_file(configs / "cpu_top12.py")
+    assert named == by_overrides
+    assert named.train.trainable == "top_layers:12" and named.model.num_layers == 0
 
 
 def test_paper_1b_state_builds_abstractly():

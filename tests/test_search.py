@@ -3,11 +3,10 @@ trie of the compacted docids."""
 
 import dataclasses
 
-import jax
 import numpy as np
 import pytest
 
-from conftest import embedded_available
+from conftest import embedded_available, tiny_smollm2_vocab_llama
 from zerogr_jax.search import SearchConfig, compact_vocabulary, search
 from zerogr_jax.trie import build_trie
 
@@ -19,11 +18,8 @@ DOCIDS = ["boundary layer transition flat plate", "boundary layer separation sho
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from zerogr_jax.models.loading import resolve_source
-    from zerogr_jax.tokenization import load_tokenizer
-
-    return load_tokenizer(resolve_source("smollm2-135m-instruct"))
+def tokenizer(smollm2_tokenizer):
+    return smollm2_tokenizer
 
 
 def docid_trie(tokenizer, vocab_size, width=2):
@@ -32,15 +28,6 @@ def docid_trie(tokenizer, vocab_size, width=2):
     eos = eos_id_of(tokenizer)
     return build_trie([t + [eos] for t in docid_token_ids(tokenizer, DOCIDS)], eos_id=eos, vocab_size=vocab_size,
                       width=width)
-
-
-def tiny_llama(seed: int):
-    """A random 2-layer Llama over the SmolLM2 vocabulary (49,152 tokens), so the real tokenizer's ids fit."""
-    from zerogr_jax.models import llama
-
-    cfg = llama.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
-                            num_kv_heads=2, head_dim=8, eos_token_ids=(2,), pad_token_id=0, tie_word_embeddings=True)
-    return cfg, llama.init_params(cfg, jax.random.key(seed))
 
 
 def test_compact_trie_is_the_trie_of_compacted_docids(tokenizer):
@@ -59,7 +46,7 @@ def test_compact_trie_is_the_trie_of_compacted_docids(tokenizer):
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
 def test_compact_vocabulary_search_equals_full_vocabulary(tokenizer, strategy):
-    cfg, params = tiny_llama(seed=0)
+    cfg, params = tiny_smollm2_vocab_llama(seed=0)
     trie = docid_trie(tokenizer, cfg.vocab_size)
     doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
     queries = {"q1": "transition of boundary layers", "q2": "flutter of panels", "q3": "hypersonic heating"}
@@ -76,7 +63,7 @@ def test_compact_vocabulary_search_equals_full_vocabulary(tokenizer, strategy):
 def test_rankings_do_not_depend_on_batching(tokenizer):
     """Each query draws from its own PRNG stream, so chunking the query set differently (here 5 queries as 5 x 1,
     2 x 3 padded, 1 x 5) changes no ranking, even with reverse annealing's sampling."""
-    cfg, params = tiny_llama(seed=1)
+    cfg, params = tiny_smollm2_vocab_llama(seed=1)
     trie = docid_trie(tokenizer, cfg.vocab_size)
     doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
     queries = {f"q{i}": text for i, text in enumerate(["boundary layers", "panel flutter at supersonic speed",
