@@ -1,17 +1,15 @@
 """Pseudo-query generation: the shared-prefix + stop-at-line-break path vs running every prompt whole to its EOS or
-the token cap, and vs the same path with indexing's word budget (rows that will be dropped as too long end there),
-side by side in one run on the same documents and seeds.
+the token cap, side by side in one run on the same documents and seeds.
 
     python experiments/bench_query_generation.py --docs 24 --queries-per-doc 4
     python experiments/bench_query_generation.py --docs 16 --top-p 0.9 --name bench_query_generation_top_p09
 
 The prompt is indexing's (`QueryPrompt`: system turn, two worked examples, the task instruction, the document's
 first 128 words), B samples per document at temperature 1 (`--temperature`, `--top-p`), up to 64 new tokens,
-8 documents (32 rows) per call as `zerogr index --batch-size 32` runs it. The paths alternate call by call (after
-one compile call each), so load drifts reach all. Reported per path: seconds per document and how many samples the
-query filters keep; the first lines kept agree between the first two paths except where float reassociation in the
-split prefill flips a draw, and the word budget must keep exactly the queries its path keeps without it (checked).
-Writes experiments/results/<--name>.json.
+8 documents (32 rows) per call as `zerogr index --batch-size 32` runs it. The two paths alternate call by call (after
+one compile call each), so load drifts reach both. Reported per path: seconds per document and how many samples the
+query filters keep; the first lines kept agree between the paths except where float reassociation in the split
+prefill flips a draw. Writes experiments/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -36,9 +34,8 @@ from zerogr_jax.indexing import queries  # noqa: E402
 from zerogr_jax.indexing.terms import content_stems, document_text  # noqa: E402
 from zerogr_jax.models.loading import load_model  # noqa: E402
 
-PATHS = {"whole_prompts_no_stop": dict(share_prefix=False, stop=(), budget=False),
-         "shared_prefix_stop_at_newline": dict(share_prefix=True, stop=("\n",), budget=False),
-         "shared_prefix_stop_at_newline_word_budget": dict(share_prefix=True, stop=("\n",), budget=True)}
+PATHS = {"whole_prompts_no_stop": dict(share_prefix=False, stop=()),
+         "shared_prefix_stop_at_newline": dict(share_prefix=True, stop=("\n",))}
 
 
 def indexing_prompts(tokenizer, collection: str, n: int):
@@ -70,8 +67,6 @@ def main(argv=None) -> None:
     seconds = {p: 0.0 for p in PATHS}
     kept = {p: 0 for p in PATHS}
     firsts: dict[str, list[str]] = {p: [] for p in PATHS}
-    kept_lists: dict[str, list[list[str]]] = {p: [] for p in PATHS}
-    budget = queries.word_budget(queries.QueryFilter())
     prefix_lengths = []
     for call, start in enumerate(range(0, len(docs), per)):
         batch, prompts = docs[start:start + per], encoded[start:start + per]
@@ -81,9 +76,7 @@ def main(argv=None) -> None:
             ids = tg.generate_tokens(model, prompts, max_new_tokens=64, temperature=args.temperature,
                                      top_p=args.top_p, batch_size=per, num_samples=ns, seed=call,
                                      share_prefix=how["share_prefix"],
-                                     stop_ids=tg.stop_token_ids(model.tokenizer, how["stop"]),
-                                     word_start_ids=tg.word_start_token_ids(model.tokenizer) if how["budget"] else (),
-                                     max_words=budget if how["budget"] else 0)
+                                     stop_ids=tg.stop_token_ids(model.tokenizer, how["stop"]))
             dt = time.perf_counter() - t0
             texts = [tg.cut_at_stop(model.tokenizer.decode(x, skip_special_tokens=True), how["stop"]) for x in ids]
             if call == 0:
@@ -93,28 +86,20 @@ def main(argv=None) -> None:
                 k, _ = queries.filter_queries(texts[i * ns:(i + 1) * ns], content_stems(document_text(d.title, d.text)),
                                               examples)
                 kept[path] += len(k)
-                kept_lists[path].append(k)
             firsts[path] += [queries.clean_completion(t) for t in texts]
             print(f"call {call} {path}: {dt:.1f} s", flush=True)
     timed_docs = len(docs) - per
-    same = float(np.mean([a == b for a, b in zip(firsts["whole_prompts_no_stop"],
-                                                 firsts["shared_prefix_stop_at_newline"])]))
+    same = float(np.mean([a == b for a, b in zip(*firsts.values())]))
     results = {"temperature": args.temperature, "top_p": args.top_p, "documents": timed_docs, "queries_per_doc": ns,
                "docs_per_call": per,
                "shared_prefix_tokens": prefix_lengths, "mean_prompt_tokens": float(np.mean([len(p) for p in encoded])),
                "paths": {p: {"seconds": seconds[p], "seconds_per_doc": seconds[p] / timed_docs,
                              "kept_queries": kept[p], "samples": timed_docs * ns} for p in PATHS},
                "same_first_line_share": same,
-               "speedup": seconds["whole_prompts_no_stop"] / seconds["shared_prefix_stop_at_newline"],
-               "word_budget": budget,
-               "word_budget_speedup": seconds["shared_prefix_stop_at_newline"]
-               / seconds["shared_prefix_stop_at_newline_word_budget"],
-               "word_budget_kept_identical": kept_lists["shared_prefix_stop_at_newline"]
-               == kept_lists["shared_prefix_stop_at_newline_word_budget"]}
+               "speedup": seconds["whole_prompts_no_stop"] / seconds["shared_prefix_stop_at_newline"]}
     for p, r in results["paths"].items():
-        print(f"{p:>42}: {r['seconds_per_doc']:.2f} s/doc, kept {r['kept_queries']}/{r['samples']}")
-    print(f"speedup {results['speedup']:.2f}x; same first line in {same:.0%} of samples; word budget "
-          f"{results['word_budget_speedup']:.2f}x, kept queries identical: {results['word_budget_kept_identical']}")
+        print(f"{p:>30}: {r['seconds_per_doc']:.2f} s/doc, kept {r['kept_queries']}/{r['samples']}")
+    print(f"speedup {results['speedup']:.2f}x; same first line in {same:.0%} of samples")
     result_files.write(args.name, result_files.record(
         f"pseudo-query generation, {args.collection}, B = {ns}, T = {args.temperature}, top-p = {args.top_p}, "
         f"SmolLM2-135M f32", results, started=started))

@@ -34,11 +34,11 @@ class FakeGenerator:
         self.calls: list[dict] = []
 
     def chat(self, conversations, *, assistant_prefix, max_new_tokens, temperature, num_samples, seed, top_p=1.0,
-             repetition_penalty=1.0, stop=(), max_words=0):
+             repetition_penalty=1.0, stop=()):
         self.calls.append(dict(n=len(conversations), assistant_prefix=assistant_prefix,
                                max_new_tokens=max_new_tokens, temperature=temperature, num_samples=num_samples,
                                seed=seed, top_p=top_p, repetition_penalty=repetition_penalty, stop=tuple(stop),
-                               max_words=max_words, conversations=conversations))
+                               conversations=conversations))
         out = []
         for conv in conversations:
             user = conv[-1]["content"]

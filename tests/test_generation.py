@@ -205,28 +205,6 @@ def test_stop_tokens_end_rows_after_their_first_token_without_changing_them(tiny
     assert out.lengths[0] <= 5
 
 
-def test_word_budget_ends_rows_at_their_next_word_start_without_changing_them(tiny_model):
-    cfg, params = tiny_model
-    tokens, mask = tokenization.left_pad(PROMPTS, PAD)
-    sp = generation.SamplingParams.make(3, temperature=1.5)
-    free = jax.device_get(generation.compile_generate(cfg, max_new_tokens=16, eos_ids=(-1,), pad_id=PAD)(
-        params, tokens, mask, jax.random.key(5), sp))
-    starts = tuple(range(0, cfg.vocab_size, 3))  # a third of the vocabulary "opens a word"
-    out = jax.device_get(generation.compile_generate(cfg, max_new_tokens=16, eos_ids=(-1,), pad_id=PAD,
-                                                     word_start_ids=starts, max_words=2)(
-        params, tokens, mask, jax.random.key(5), sp))
-    ends = []
-    for row_free, row, length in zip(free.tokens, out.tokens, out.lengths):
-        opened = np.cumsum([int(t) in starts for t in row_free])
-        third = np.flatnonzero(opened == 3)
-        expect = int(third[0]) + 1 if len(third) else 16  # ends at its 3rd word start, which it keeps
-        assert length == expect
-        np.testing.assert_array_equal(row[:length], row_free[:length])  # the same draws up to there
-        assert (row[length:] == PAD).all()
-        ends.append(expect)
-    assert min(ends) < 16  # some row was ended by the budget
-
-
 def test_shared_prefix_length_and_stop_cuts():
     from zerogr_jax import text_generator as tg
 

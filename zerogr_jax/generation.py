@@ -1,9 +1,9 @@
 """Compiled batched sampling with a KV cache inside one `jax.lax.while_loop`.
 
-Greedy, temperature, top-k, top-p and a repetition penalty; left-padded prompts; per-row EOS, stop-token and
-word-budget ends; a shared prompt prefix run once per call; a logits hook for constraints. Every per-call number
-(temperature, top-p, top-k, penalty) is a traced array, so a new value does not recompile; only shapes (batch, prompt
-length, max_new_tokens, prefix length), the stop ids, the word budget and the hook are static.
+Greedy, temperature, top-k, top-p and a repetition penalty; left-padded prompts; per-row EOS and stop-token ends; a
+shared prompt prefix run once per call; a logits hook for constraints. Every per-call number (temperature, top-p,
+top-k, penalty) is a traced array, so a new value does not recompile; only shapes (batch, prompt length,
+max_new_tokens, prefix length), the stop ids and the hook are static.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ class _LoopState:
     tokens: jax.Array  # [B, N]
     done: jax.Array  # [B]
     lengths: jax.Array  # [B]
-    words: jax.Array  # [B] int32, word-start tokens drawn (the word budget)
     logprobs: jax.Array  # [B]
     logits: jax.Array  # [B, V] next-token logits
     seen: jax.Array  # [B, V] bool, tokens present (repetition penalty)
@@ -151,14 +150,11 @@ def prefill_shared(params, cfg: llama.LlamaConfig, tokens: jax.Array, mask: jax.
 def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_mask: jax.Array, rng: jax.Array,
              sampling: SamplingParams, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
              hook: LogitsHook | None = None, num_samples: int = 1, stop_ids: tuple[int, ...] = (),
-             prefix_tokens: jax.Array | None = None, word_start_ids: tuple[int, ...] = (),
-             max_words: int = 0) -> GenerateOutput:
+             prefix_tokens: jax.Array | None = None) -> GenerateOutput:
     """Samples up to `max_new_tokens` per row. Pure; jit it (see `compile_generate`).
 
     A row ends at its first EOS, or at a token of `stop_ids` other than its first token (a completion may open with
-    a line break before its text); either token is kept in `tokens` and counted in `lengths`. With `max_words` > 0 a
-    row also ends at its (max_words + 1)-th token of `word_start_ids` (tokens that open a new word: a caller that
-    drops texts of more than max_words words stops paying for them there; the token is kept). A row's tokens do not
+    a line break before its text); either token is kept in `tokens` and counted in `lengths`. A row's tokens do not
     depend on when the other rows end: every step draws each row from its own logits and the step's shared key.
     With `num_samples` > 1 each prompt is prefilled once and read by `num_samples` consecutive output rows
     (`sampling` and the outputs then have B * num_samples rows). `prefix_tokens` [P0]: see `prefill_shared`.
@@ -175,13 +171,10 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
     kv_mask = jnp.ones((b, max_new_tokens), bool)  # new tokens are all real; pads after a row's end go unread
     eos = jnp.asarray(eos_ids, jnp.int32)
     stops = jnp.asarray(stop_ids or (-1,), jnp.int32)
-    opens_word = jnp.zeros((logits.shape[-1],), jnp.int32).at[jnp.asarray(word_start_ids or (0,), jnp.int32)].set(
-        1 if word_start_ids else 0)  # [V]
 
     state = _LoopState(
         step=jnp.zeros((), jnp.int32), tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
-        done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32), words=jnp.zeros((b,), jnp.int32),
-        logprobs=jnp.zeros((b,), jnp.float32),
+        done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32), logprobs=jnp.zeros((b,), jnp.float32),
         logits=logits, seen=seen_rows, cache=llama.init_cache(cfg, b, max_new_tokens), rng=rng,
         hook_state=hook.init(b) if hook is not None else None)
 
@@ -198,14 +191,10 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
         hook_state = hook.advance(s.hook_state, token) if hook is not None else None
         new_logits, cache = llama.forward(
             params, cfg, token[:, None], (next_pos + s.step)[:, None], s.cache, s.step, kv_mask, shared=shared)
-        words = s.words + jnp.where(s.done, 0, opens_word[token])
         finished = jnp.isin(token, eos) | (jnp.isin(token, stops) & (s.step > 0))
-        if max_words > 0:
-            finished = finished | (words > max_words)
         return _LoopState(
             step=s.step + 1, tokens=s.tokens.at[:, s.step].set(token), done=s.done | finished,
-            lengths=s.lengths + (~s.done).astype(jnp.int32), words=words,
-            logprobs=s.logprobs + jnp.where(s.done, 0.0, logp),
+            lengths=s.lengths + (~s.done).astype(jnp.int32), logprobs=s.logprobs + jnp.where(s.done, 0.0, logp),
             logits=new_logits[:, 0], seen=s.seen.at[jnp.arange(b), token].set(True), cache=cache, rng=s.rng,
             hook_state=hook_state)
 
@@ -215,16 +204,14 @@ def generate(params, cfg: llama.LlamaConfig, prompt_tokens: jax.Array, prompt_ma
 
 def compile_generate(cfg: llama.LlamaConfig, *, max_new_tokens: int, eos_ids: tuple[int, ...], pad_id: int,
                      mesh=None, param_shardings=None, hook: LogitsHook | None = None, num_samples: int = 1,
-                     stop_ids: tuple[int, ...] = (), with_prefix: bool = False,
-                     word_start_ids: tuple[int, ...] = (), max_words: int = 0):
+                     stop_ids: tuple[int, ...] = (), with_prefix: bool = False):
     """`jax.jit` of `generate` with the batch sharded over the mesh's data axes and params as given.
 
     The compiled function takes (params, tokens, mask, rng, sampling), plus the shared `prefix_tokens` [P0]
     (replicated) last when `with_prefix`.
     """
     fn = functools.partial(generate, cfg=cfg, max_new_tokens=max_new_tokens, eos_ids=tuple(eos_ids),
-                           pad_id=pad_id, hook=hook, num_samples=num_samples, stop_ids=tuple(stop_ids),
-                           word_start_ids=tuple(word_start_ids), max_words=max_words)
+                           pad_id=pad_id, hook=hook, num_samples=num_samples, stop_ids=tuple(stop_ids))
     fn = lambda params, tokens, mask, rng, sampling, *prefix, _fn=fn: _fn(
         params, prompt_tokens=tokens, prompt_mask=mask, rng=rng, sampling=sampling,
         prefix_tokens=prefix[0] if prefix else None)

@@ -4,8 +4,7 @@ Prompts are bucketed (batch padded to `batch_size`, prompt length rounded up to 
 corpus runs through a handful of compiled programs. The token prefix that every prompt of a call shares (a few-shot
 chat prompt's system turn, worked examples and instruction: ~300 of the pseudo-query prompt's ~480 tokens) is run
 once per call instead of once per row, cut to a multiple of `length_multiple` for the same reason.
-Stop strings (vLLM's `stop`): a row ends at the first token whose text holds one, and its text is cut there. A word
-budget (`max_words`): a row ends once it has opened more than `max_words` words — for callers that drop longer texts.
+Stop strings (vLLM's `stop`): a row ends at the first token whose text holds one, and its text is cut there.
 """
 
 from __future__ import annotations
@@ -27,14 +26,12 @@ from zerogr_jax.models.loading import Model
 def generate_tokens(model: Model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, seed: int = 0,
                     temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, repetition_penalty: float = 1.0,
                     batch_size: int | None = None, length_multiple: int = 32, hook=None,
-                    num_samples: int = 1, stop_ids: Sequence[int] = (), share_prefix: bool = True,
-                    word_start_ids: Sequence[int] = (), max_words: int = 0) -> list[list[int]]:
+                    num_samples: int = 1, stop_ids: Sequence[int] = (), share_prefix: bool = True) -> list[list[int]]:
     """Generates for token-id prompts; returns each row's new tokens up to (excluding) its EOS.
 
     With `num_samples` > 1, returns `num_samples` consecutive rows per prompt (the prompt is prefilled once).
     `batch_size` counts prompts. A token of `stop_ids` ends a row (unless it is the row's first) and is kept.
     `share_prefix`: run the prompts' common prefix once per call (`generation.prefill_shared`).
-    `max_words` > 0: a row also ends at its (max_words + 1)-th token of `word_start_ids` (`word_start_token_ids`).
     """
     pad = tokenization.pad_id_of(model.tokenizer)
     eos = model.eos_ids
@@ -53,8 +50,7 @@ def generate_tokens(model: Model, prompts: Sequence[Sequence[int]], *, max_new_t
         rng = jax.random.fold_in(jax.random.key(seed), start)
         if model.mesh is not None:
             tokens, mask = (jax.device_put(a, shd.batch_sharding(model.mesh, 2)) for a in (tokens, mask))
-        fn = _compiled(model, max_new_tokens, eos, pad, hook, num_samples, tuple(stop_ids), p0 > 0,
-                       tuple(word_start_ids) if max_words > 0 else (), max_words)
+        fn = _compiled(model, max_new_tokens, eos, pad, hook, num_samples, tuple(stop_ids), p0 > 0)
         args = (model.params, tokens, mask, rng, sampling) + ((np.asarray(chunk[0][:p0], np.int32),) if p0 else ())
         result = jax.device_get(fn(*args))
         for row, length in zip(result.tokens[:real * num_samples], result.lengths[:real * num_samples]):
@@ -87,17 +83,6 @@ def stop_token_ids(tokenizer, stop: Sequence[str]) -> tuple[int, ...]:
     return cached_per_object(_STOP_IDS, tokenizer, (tuple(stop),), build)
 
 
-def word_start_token_ids(tokenizer) -> tuple[int, ...]:
-    """Every vocabulary id whose text is a space followed by something other than whitespace, with no line break:
-    each such token opens a new whitespace-separated word on its line, so a line holding n of them has >= n words
-    (a lower bound: a word may also open without a space, after a line break or as the text's first word)."""
-    def build():
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        return tuple(i for i, t in enumerate(texts) if t[:1] == " " and t.strip() and "\n" not in t)
-
-    return cached_per_object(_STOP_IDS, tokenizer, ("word starts",), build)
-
-
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """`text` up to its first stop string that follows some other text (a leading line break does not end it)."""
     lead = len(text) - len(text.lstrip())
@@ -123,30 +108,25 @@ def cached_per_object(cache: dict, owner, key: tuple, build):
 
 
 def _compiled(model: Model, max_new_tokens: int, eos, pad, hook, num_samples: int, stop_ids: tuple[int, ...],
-              with_prefix: bool, word_start_ids: tuple[int, ...], max_words: int):
-    key = (model.cfg, max_new_tokens, eos, pad, hook, num_samples, stop_ids, with_prefix, word_start_ids, max_words)
+              with_prefix: bool):
+    key = (model.cfg, max_new_tokens, eos, pad, hook, num_samples, stop_ids, with_prefix)
     return cached_per_object(_COMPILED, model, key, lambda: generation.compile_generate(
         model.cfg, max_new_tokens=max_new_tokens, eos_ids=eos, pad_id=pad, mesh=model.mesh,
         param_shardings=model.param_shardings, hook=hook, num_samples=num_samples, stop_ids=stop_ids,
-        with_prefix=with_prefix, word_start_ids=word_start_ids, max_words=max_words))
+        with_prefix=with_prefix))
 
 
 def chat(model: Model, conversations: Sequence[Sequence[dict]], *, max_new_tokens: int = 64,
          assistant_prefix: str = "", temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
          repetition_penalty: float = 1.0, seed: int = 0, max_prompt_tokens: int = 1024,
-         batch_size: int | None = None, num_samples: int = 1, stop: Sequence[str] = (), max_words: int = 0
-         ) -> list[str]:
+         batch_size: int | None = None, num_samples: int = 1, stop: Sequence[str] = ()) -> list[str]:
     """`num_samples` completions per conversation, consecutive (text after `assistant_prefix`), each ended at the
-    first of the `stop` strings that follows some text (the stop string not included), and with `max_words` > 0 once
-    it has opened more than `max_words` words (such a text keeps > max_words words on its line; see
-    `word_start_token_ids`)."""
+    first of the `stop` strings that follows some text (the stop string not included)."""
     prompts = [tokenization.encode(model.tokenizer, tokenization.chat_prompt(model.tokenizer, c, assistant_prefix),
                                    max_prompt_tokens, keep="right") for c in conversations]
     ids = generate_tokens(model, prompts, max_new_tokens=max_new_tokens, seed=seed, temperature=temperature,
                           top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, batch_size=batch_size,
-                          num_samples=num_samples, stop_ids=stop_token_ids(model.tokenizer, stop),
-                          word_start_ids=word_start_token_ids(model.tokenizer) if max_words > 0 else (),
-                          max_words=max_words)
+                          num_samples=num_samples, stop_ids=stop_token_ids(model.tokenizer, stop))
     return [cut_at_stop(model.tokenizer.decode(x, skip_special_tokens=True), stop) for x in ids]
 
 
@@ -161,11 +141,11 @@ class JaxTextGenerator:
 
     def chat(self, conversations: Sequence[Sequence[dict]], *, assistant_prefix: str = "", max_new_tokens: int = 64,
              temperature: float = 0.0, num_samples: int = 1, seed: int = 0, top_p: float = 1.0,
-             repetition_penalty: float = 1.0, stop: Sequence[str] = (), max_words: int = 0) -> list[list[str]]:
+             repetition_penalty: float = 1.0, stop: Sequence[str] = ()) -> list[list[str]]:
         texts = chat(self.model, conversations, max_new_tokens=max_new_tokens, assistant_prefix=assistant_prefix,
                      temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
                      max_prompt_tokens=self.max_prompt_tokens, num_samples=num_samples,
-                     batch_size=max(1, self.batch_size // num_samples), stop=stop, max_words=max_words)
+                     batch_size=max(1, self.batch_size // num_samples), stop=stop)
         return [texts[i * num_samples:(i + 1) * num_samples] for i in range(len(conversations))]
 
 

@@ -15,10 +15,8 @@ from typing import Protocol, Sequence, runtime_checkable
 class TextGenerator(Protocol):
     def chat(self, conversations: list[list[dict]], *, assistant_prefix: str, max_new_tokens: int,
              temperature: float, num_samples: int, seed: int, top_p: float = 1.0,
-             repetition_penalty: float = 1.0, stop: Sequence[str] = (), max_words: int = 0) -> list[list[str]]:
+             repetition_penalty: float = 1.0, stop: Sequence[str] = ()) -> list[list[str]]:
         """For each conversation (a list of {"role", "content"} messages ending in a user turn), `num_samples`
         completions of an assistant turn that starts with `assistant_prefix`: the text after the prefix, EOS
-        stripped, ended before the first `stop` string that follows some text. temperature 0 = greedy.
-        `max_words` > 0: a completion may end early once its line holds more than `max_words` words (then it keeps
-        more than `max_words` words there); an implementation may also ignore it and run such a text on."""
+        stripped, ended before the first `stop` string that follows some text. temperature 0 = greedy."""
         ...

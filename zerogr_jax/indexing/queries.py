@@ -4,9 +4,7 @@ Prompt (what the prototype found usable with the 135M SmolLM2): a system line, t
 earlier chat turns (zero-shot gave meta-questions like "What is the purpose of this passage?"; a single example got
 copied), then the task instruction and the document cut to its first 128 words, and an assistant turn opened with
 "Query:". B samples per document at temperature 1, up to 64 new tokens; a sample ends at its first line break after
-some text (only the first line is kept: generating past it cost ~2x the decode steps for nothing), or once it has
-opened `word_budget(rules)` words (it would be dropped as too long: the kept queries are the same, the decode steps
-fewer).
+some text (only the first line is kept: generating past it cost ~2x the decode steps for nothing).
 
 Each completion is cleaned (first line, quotes and a repeated "Query:" removed), then dropped, with the reason
 counted, when it is: empty, too long, a meta-question about "this passage/document/...", a copy of an example
@@ -102,16 +100,6 @@ class QueryFilter:
     min_overlap_share: float = 0.25  # ...and at least this share of the query's content-term stems
 
 
-# words `clean_completion` can remove from a line: a "search query :" label (3) and a lone quote at either end (2)
-_CLEANING_SLACK = 5
-
-
-def word_budget(rules: QueryFilter) -> int:
-    """Words after which a completion can stop: a line that has opened more than this many words keeps more than
-    `rules.max_words` after cleaning, so `filter_queries` drops it as too long however it would have gone on."""
-    return rules.max_words + _CLEANING_SLACK
-
-
 def clean_completion(text: str) -> str:
     """The query inside a completion: its first non-empty line, without quotes or a repeated "Query:" label."""
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
@@ -200,8 +188,7 @@ def generate_pseudo_queries(generator: TextGenerator, documents: Sequence, promp
         batch = documents[b:b + batch_size]
         samples = generator.chat([prompt.conversation(d) for d in batch], assistant_prefix=prompt.assistant_prefix,
                                  max_new_tokens=max_new_tokens, temperature=temperature, num_samples=num_queries,
-                                 seed=derive_seed(seed, STAGE_QUERIES, b), top_p=top_p, stop=("\n",),
-                                 max_words=word_budget(rules))
+                                 seed=derive_seed(seed, STAGE_QUERIES, b), top_p=top_p, stop=("\n",))
         if len(samples) != len(batch):
             raise ValueError(f"generator returned {len(samples)} results for {len(batch)} conversations")
         for d, completions in zip(batch, samples):
