@@ -162,3 +162,21 @@ def test_write_run_rejects_bad_ids(tmp_path):
     with pytest.raises(ValueError, match="whitespace"):
         write_run(tmp_path / "r", {"q 1": {"d": 1.0}})
     assert not (tmp_path / "r").exists()
+
+
+def test_paired_test_says_nothing_for_equal_runs_and_finds_a_consistent_gain():
+    import numpy as np
+
+    from zerogr_jax.evaluation.significance import paired_test
+
+    rng = np.random.default_rng(0)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0, 1, 40))}
+    same = paired_test(a, dict(a))
+    assert same["diff"] == 0 and same["p_randomization"] == 1.0 and same["p_ttest"] == 1.0
+    better = paired_test(a, {q: v + 0.05 + 0.01 * rng.standard_normal() for q, v in a.items()}, resamples=2000)
+    assert better["diff"] > 0.03 and better["b_better"] >= 38
+    assert better["p_randomization"] < 0.01 and better["p_ttest"] < 0.001
+    noise = paired_test(a, {q: v + 0.3 * rng.standard_normal() for q, v in a.items()}, resamples=2000)
+    assert noise["p_randomization"] > better["p_randomization"]
+    with pytest.raises(ValueError, match="different queries"):
+        paired_test(a, {"q0": 1.0})
