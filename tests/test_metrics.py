@@ -180,3 +180,22 @@ def test_paired_test_says_nothing_for_equal_runs_and_finds_a_consistent_gain():
     assert noise["p_randomization"] > better["p_randomization"]
     with pytest.raises(ValueError, match="different queries"):
         paired_test(a, {"q0": 1.0})
+
+
+def test_paired_randomization_p_equals_the_exact_sign_flip_enumeration():
+    """With 2^n <= resamples, the randomization p-value is the exact one: the share of all 2^n sign flips of the
+    per-query differences whose mean is at least as far from 0 as the observed mean."""
+    import itertools
+
+    import numpy as np
+
+    from zerogr_jax.evaluation.significance import paired_test
+
+    rng = np.random.default_rng(3)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0, 1, 10))}
+    b = {q: v + 0.1 + 0.2 * rng.standard_normal() for q, v in a.items()}
+    d = np.array([b[q] - a[q] for q in sorted(a)])
+    flips = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    exact = float(np.mean(np.abs((flips * d).mean(axis=1)) >= abs(d.mean()) - 1e-12))
+    assert 0.001 < exact < 0.5  # a case where the p-value is neither trivial nor saturated
+    assert paired_test(a, b, resamples=5000)["p_randomization"] == pytest.approx(exact, abs=1e-9)
