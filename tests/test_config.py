@@ -64,6 +64,22 @@ def test_cpu_top12_is_the_levers_recipe():
     assert named.train.trainable == "top_layers:12" and named.model.num_layers == 0
 
 
+def test_pipeline_train_overrides_stay_over_a_swapped_train_config():
+    """The zero-shot recipe's `train.epochs=1` applies to whatever train config the command line swaps in (and the
+    pipeline says so); `train_overrides=` clears it, and then the pipeline trains cpu_top12 exactly."""
+    from zerogr_jax import pipeline
+
+    top12 = str(REPO / "experiments" / "configs" / "cpu_top12.py")
+    named = config_lib.load_config_file(top12)
+    recipe = config_lib.load_config_file(REPO / "experiments" / "configs" / "zero_shot_cpu.py")
+    kept = config_lib.override(recipe, [f"train_config={top12}"])
+    assert pipeline.train_experiment(kept).train.epochs == 1.0
+    assert config_lib.changes(named, kept.train_overrides) == [("train.epochs", 3.0, 1.0)]
+    cleared = config_lib.override(recipe, [f"train_config={top12}", "train_overrides="])
+    assert cleared.train_overrides == () and pipeline.train_experiment(cleared) == named
+    assert config_lib.changes(named, ["train.epochs=3", "train.lr=1e-3"]) == []
+
+
 def test_paper_1b_state_builds_abstractly():
     """The 1B recipe's train state (params + AdamW moments) has the right size and shards, without any weights."""
     import jax

@@ -98,6 +98,25 @@ def override(cfg: Any, assignments: Sequence[str]) -> Any:
     return cfg
 
 
+def get(cfg: Any, key: str) -> Any:
+    """The value at `dotted.key` of a (nested) dataclass."""
+    for name in key.split("."):
+        cfg = getattr(cfg, name)
+    return cfg
+
+
+def changes(cfg: Any, assignments: Sequence[str]) -> list[tuple[str, Any, Any]]:
+    """(key, value in `cfg`, value after the assignment) for each assignment that changes a value: what a layer of
+    overrides replaces in the config below it."""
+    out = []
+    for assignment in assignments:
+        key = assignment.split("=", 1)[0].strip()
+        before, after = get(cfg, key), get(override(cfg, [assignment]), key)
+        if before != after:
+            out.append((key, before, after))
+    return out
+
+
 def _set(node: Any, path: list[str], text: str, full_key: str) -> Any:
     if not dataclasses.is_dataclass(node):
         raise ConfigError(f"{full_key}: {'.'.join(path)} is not inside a config section")

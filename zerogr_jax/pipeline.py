@@ -20,6 +20,7 @@ import platform
 import time
 from typing import Sequence
 
+from zerogr_jax import config as config_lib
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.search import SearchConfig
 
@@ -88,8 +89,14 @@ def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, o
     return argv
 
 
+def train_experiment(config: PipelineConfig):
+    """The retriever's training config: the `train_config` file with the pipeline's `train_overrides` on top. The
+    overrides win, also over a `train_config` swapped in later: the demo's `train.epochs=1` applies to any file until
+    `train_overrides=` clears it."""
+    return config_lib.override(config_lib.load_config_file(config.train_config), config.train_overrides)
+
+
 def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
-    from zerogr_jax import config as config_lib
     from zerogr_jax.data import beir, collections
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.indexing import index_builder
@@ -133,7 +140,11 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     # 2. train (resumes from the newest good checkpoint; skipped when this exact training finished before)
     t0 = time.perf_counter()
     train_dir = work / "train"
-    train_exp = config_lib.override(config_lib.load_config_file(config.train_config), config.train_overrides)
+    train_exp = train_experiment(config)
+    for key, before, after in config_lib.changes(config_lib.load_config_file(config.train_config),
+                                                 config.train_overrides):
+        # a pipeline config's overrides stay when `train_config` is swapped on the command line: say what they replace
+        print(f"train_overrides: {key} = {after!r} (in {config.train_config}: {before!r})")
     if not config.train_on_target and not config.extra_train_indexes:
         raise ValueError("train_on_target=False needs extra_train_indexes to train on")
     train_indexes = ([str(index_dir)] if config.train_on_target else []) + list(config.extra_train_indexes)
@@ -239,8 +250,6 @@ def print_table(out: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from zerogr_jax import config as config_lib
-
     ap = argparse.ArgumentParser(prog="zerogr run", description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True, help="pipeline config file (defines get_config())")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -2,7 +2,10 @@
 12 trained at lr 1e-3 for 3 epochs, the frozen 18 layers run once per example (`train.cache_frozen_features`).
 
     zerogr run --config experiments/configs/zero_shot_cpu.py --set collection=med --set workdir=runs/med \
-        --set train_config=experiments/configs/cpu_top12.py
+        --set train_config=experiments/configs/cpu_top12.py --set train_overrides=
+
+(`train_overrides=` clears the zero-shot recipe's `train.epochs=1`, which would otherwise apply on top of this file;
+the pipeline prints each value its overrides replace.)
 
 It is `cpu_full_depth.py` with three overrides, the ones the levers runs passed on the command line
 (`train.epochs=3,train.lr=1e-3,train.trainable=top_layers:12`; tests/test_config.py keeps the two equal). On
