@@ -73,10 +73,10 @@ def test_pipeline_train_overrides_stay_over_a_swapped_train_config():
     named = config_lib.load_config_file(top12)
     recipe = config_lib.load_config_file(REPO / "experiments" / "configs" / "zero_shot_cpu.py")
     kept = config_lib.override(recipe, [f"train_config={top12}"])
-    assert pipeline.train_experiment(kept).train.epochs == 1.0
-    assert config_lib.changes(named, kept.train_overrides) == [("train.epochs", 3.0, 1.0)]
+    kept_exp, replaced = pipeline.train_experiment(kept)
+    assert kept_exp.train.epochs == 1.0 and replaced == [("train.epochs", 3.0, 1.0)]
     cleared = config_lib.override(recipe, [f"train_config={top12}", "train_overrides="])
-    assert cleared.train_overrides == () and pipeline.train_experiment(cleared) == named
+    assert cleared.train_overrides == () and pipeline.train_experiment(cleared) == (named, [])
     assert config_lib.changes(named, ["train.epochs=3", "train.lr=1e-3"]) == []
 
 

@@ -90,10 +90,11 @@ def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, o
 
 
 def train_experiment(config: PipelineConfig):
-    """The retriever's training config: the `train_config` file with the pipeline's `train_overrides` on top. The
-    overrides win, also over a `train_config` swapped in later: the demo's `train.epochs=1` applies to any file until
-    `train_overrides=` clears it."""
-    return config_lib.override(config_lib.load_config_file(config.train_config), config.train_overrides)
+    """The retriever's training config — the `train_config` file with the pipeline's `train_overrides` on top — and
+    the (key, file's value, pipeline's value) each override replaces. The overrides win, also over a `train_config`
+    swapped in later: the demo's `train.epochs=1` applies to any file until `train_overrides=` clears it."""
+    base = config_lib.load_config_file(config.train_config)
+    return config_lib.override(base, config.train_overrides), config_lib.changes(base, config.train_overrides)
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
@@ -140,9 +141,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
     # 2. train (resumes from the newest good checkpoint; skipped when this exact training finished before)
     t0 = time.perf_counter()
     train_dir = work / "train"
-    train_exp = train_experiment(config)
-    for key, before, after in config_lib.changes(config_lib.load_config_file(config.train_config),
-                                                 config.train_overrides):
+    train_exp, replaced = train_experiment(config)
+    for key, before, after in replaced:
         # a pipeline config's overrides stay when `train_config` is swapped on the command line: say what they replace
         print(f"train_overrides: {key} = {after!r} (in {config.train_config}: {before!r})")
     if not config.train_on_target and not config.extra_train_indexes:
