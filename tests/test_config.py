@@ -78,6 +78,8 @@ def test_pipeline_train_overrides_stay_over_a_swapped_train_config():
     cleared = config_lib.override(recipe, [f"train_config={top12}", "train_overrides="])
     assert cleared.train_overrides == () and pipeline.train_experiment(cleared) == (named, [])
     assert config_lib.changes(named, ["train.epochs=3", "train.lr=1e-3"]) == []
+    with pytest.raises(config_lib.ConfigError, match="no field 'epoch'"):
+        config_lib.changes(named, ["train.epoch=3"])
 
 
 def test_paper_1b_state_builds_abstractly():

@@ -111,7 +111,8 @@ def changes(cfg: Any, assignments: Sequence[str]) -> list[tuple[str, Any, Any]]:
     out = []
     for assignment in assignments:
         key = assignment.split("=", 1)[0].strip()
-        before, after = get(cfg, key), get(override(cfg, [assignment]), key)
+        after = get(override(cfg, [assignment]), key)  # first: a bad key or value raises override's ConfigError
+        before = get(cfg, key)
         if before != after:
             out.append((key, before, after))
     return out
