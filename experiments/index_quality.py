@@ -27,6 +27,7 @@ import os
 import pathlib
 import platform
 import random
+import re
 import statistics
 import sys
 import time
@@ -82,7 +83,40 @@ def docid_report(rows: list[dict], docs: dict, manifest: dict) -> dict:
         "length_words": {"mean": statistics.fmean(lengths.elements()), "min": min(lengths), "max": max(lengths),
                          "histogram": {str(k): lengths[k] for k in sorted(lengths)}},
         "rules": c["rules"],
+        # shared leaves are for identical texts (title + text, whitespace normalised); any other sharing is a bug
+        "shared_groups": sum(len(g) > 1 for g in _groups(rows).values()),
+        "shared_groups_texts_differ": sum(len({_text(docs[i]) for i in g}) > 1 for g in _groups(rows).values()),
+        "titles_differing_only_by_a_number": number_title_report(rows, docs),
     }
+
+
+def _groups(rows: list[dict]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = collections.defaultdict(list)
+    for r in rows:
+        out[r["docid"]].append(r["doc_id"])
+    return out
+
+
+def _text(doc) -> str:
+    return " ".join(f"{doc.title}\n{doc.text}".split())
+
+
+def number_title_report(rows: list[dict], docs: dict) -> dict:
+    """Documents whose titles are equal once their digits are removed but differ with them ("Part 1" / "Part 2"):
+    how many, and the share of them that still share a docid with another such document after resolution."""
+    by_skeleton: dict[str, set[str]] = collections.defaultdict(set)
+    for doc_id, d in docs.items():
+        if d.title.strip() and any(ch.isdigit() for ch in d.title):
+            by_skeleton[" ".join(re.sub(r"[0-9]+", "#", d.title).split()).lower()].add(doc_id)
+    members = set()
+    for ids in by_skeleton.values():
+        if len({docs[i].title for i in ids}) > 1:
+            members |= ids
+    docid_of = {r["doc_id"]: r["docid"] for r in rows}
+    counts = collections.Counter(docid_of[i] for i in members)
+    colliding = sum(1 for i in members if counts[docid_of[i]] > 1)
+    return {"documents": len(members), "sharing_a_docid_after": colliding,
+            "collision_rate_after": colliding / len(members) if members else 0.0}
 
 
 def query_report(queries: list[dict], docs: dict, manifest: dict, max_queries: int | None, seed: int) -> dict:
@@ -154,6 +188,11 @@ def markdown(report: dict) -> str:
              "| measure | value |", "| --- | --- |",
              f"| docid collision rate before / after resolution | {d['collision_rate_before']:.4f} / "
              f"{d['collision_rate_after']:.4f} |",
+             f"| shared groups / of them with differing texts | {d['shared_groups']} / "
+             f"{d['shared_groups_texts_differ']} |",
+             f"| titles differing only by a number: documents / sharing a docid after resolution | "
+             f"{d['titles_differing_only_by_a_number']['documents']} / "
+             f"{d['titles_differing_only_by_a_number']['sharing_a_docid_after']} |",
              f"| docids extended / documents sharing a docid | {d['docids_extended']} / "
              f"{d['docs_sharing_a_docid_after']} |",
              f"| docid words present in the document (final) | {d['word_share_in_document']:.3f} |"]

@@ -6,7 +6,9 @@
     zerogr evaluate --collection cranfield --run run.trec
     zerogr run --config experiments/configs/demo_cranfield.py      # the whole pipeline + baselines
 
-Each subcommand's own `--help` lists its options. Modules are imported lazily so `--help` stays fast.
+Each subcommand's own `--help` lists its options. Bad input (a malformed corpus line, a bad qrels header, a busy
+workdir) ends in one line, `zerogr <command>: error: <file>:<line>: <what>`, and exit status 2; add `--debug` for
+the traceback. Modules are imported lazily so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -37,9 +39,31 @@ def main(argv: list[str] | None = None) -> None:
 
     from zerogr_jax import distributed
 
+    debug = "--debug" in argv[1:]
+    args = [a for a in argv[1:] if a != "--debug"]
     distributed.initialize()  # no-op for one process; joins a multi-host job when launched by launch/
     module, fn = COMMANDS[argv[0]]
-    getattr(importlib.import_module(module), fn)(argv[1:])
+    try:
+        getattr(importlib.import_module(module), fn)(args)
+    except Exception as e:
+        if debug or not isinstance(e, _known_error_types()):
+            raise
+        # bad input we recognise: one line naming the file and line (the message starts with them), no traceback
+        print(f"zerogr {argv[0]}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# Errors about the user's input or setup whose message says all (file:line: what, or what to do): printed as one line
+# with exit status 2; `--debug` shows the traceback. Looked up among the loaded modules: a command that never
+# imported a module cannot have raised its error.
+KNOWN_ERRORS = (("zerogr_jax.data.beir", "BeirFormatError"), ("zerogr_jax.evaluation.runfile", "RunFormatError"),
+                ("zerogr_jax.data.training_pairs", "IndexFormatError"), ("zerogr_jax.config", "ConfigError"),
+                ("zerogr_jax.workdir_lock", "WorkdirBusyError"),
+                ("zerogr_jax.indexing.index_builder", "IncompleteIndexError"))
+
+
+def _known_error_types() -> tuple[type, ...]:
+    return tuple(getattr(sys.modules[m], name) for m, name in KNOWN_ERRORS if m in sys.modules)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,14 @@ def train_experiment(config: PipelineConfig):
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
+    """Runs every stage in `config.workdir` (held exclusively: a second job there stops with WorkdirBusyError)."""
+    from zerogr_jax.workdir_lock import workdir_lock
+
+    with workdir_lock(config.workdir):
+        return _run_pipeline(config, progress=progress)
+
+
+def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     from zerogr_jax.data import beir, collections
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.indexing import index_builder

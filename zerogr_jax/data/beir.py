@@ -36,6 +36,9 @@ QRELS_HEADER = ("query-id", "corpus-id", "score")
 _MAX_PROBLEMS = 20  # messages kept per file; the counters are always complete
 
 
+BOM = "\ufeff"  # a UTF-8 byte-order mark, which Windows tools write at the start of a file: read as nothing
+
+
 class BeirFormatError(ValueError):
     """Malformed BEIR input; the message starts with `file:line:`."""
 
@@ -149,6 +152,8 @@ def _json_lines(path: pathlib.Path, stats: ReadStats, on_invalid: OnInvalid) -> 
                     stats.lines += 1
                     _invalid(path, lineno, f"invalid UTF-8 at byte {e.start} of the line", stats, on_invalid)
                     continue
+                if lineno == 1:
+                    line = line.removeprefix(BOM)
                 if not line.strip():
                     stats.blank_lines += 1
                     continue
@@ -157,6 +162,9 @@ def _json_lines(path: pathlib.Path, stats: ReadStats, on_invalid: OnInvalid) -> 
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     _invalid(path, lineno, f"bad JSON ({e.msg} at column {e.colno})", stats, on_invalid)
+                    continue
+                except RecursionError:
+                    _invalid(path, lineno, "bad JSON (nested too deeply)", stats, on_invalid)
                     continue
                 if not isinstance(obj, dict):
                     _invalid(path, lineno, f"expected a JSON object, got {type(obj).__name__}", stats, on_invalid)
@@ -285,6 +293,8 @@ def read_qrels(path: str | os.PathLike, *, query_ids: Iterable[str] | None = Non
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
+                if lineno == 1:
+                    line = line.removeprefix(BOM)
             except UnicodeDecodeError as e:
                 if not header_seen:
                     raise BeirFormatError(path, lineno, f"invalid UTF-8 at byte {e.start} of the header") from e

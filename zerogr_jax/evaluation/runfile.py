@@ -12,6 +12,7 @@ import gzip
 import math
 import os
 import pathlib
+import zlib
 from typing import Mapping
 
 from zerogr_jax.atomic_files import atomic_open
@@ -31,33 +32,39 @@ def read_run(path: str | os.PathLike) -> Run:
     path = pathlib.Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
     run: Run = {}
+    lineno = 0
     with opener(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise RunFormatError(path, lineno, f"invalid UTF-8 at byte {e.start}") from e
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                raise RunFormatError(path, lineno, f"expected 6 fields 'qid Q0 docid rank score tag', "
-                                                   f"got {len(fields)}: {line.strip()!r}")
-            qid, _, did, rank, score_text, _ = fields
-            try:
-                int(rank)
-            except ValueError:
-                raise RunFormatError(path, lineno, f"rank must be an integer, got {rank!r}") from None
-            try:
-                score = float(score_text)
-            except ValueError:
-                raise RunFormatError(path, lineno, f"score must be a number, got {score_text!r}") from None
-            if not math.isfinite(score):
-                raise RunFormatError(path, lineno, f"score must be finite, got {score_text!r}")
-            ranking = run.setdefault(qid, {})
-            if did in ranking:
-                raise RunFormatError(path, lineno, f"document {did!r} appears twice for query {qid!r}")
-            ranking[did] = score
+        try:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise RunFormatError(path, lineno, f"invalid UTF-8 at byte {e.start}") from e
+                if lineno == 1:
+                    line = line.removeprefix("\ufeff")  # a byte-order mark
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 6:
+                    raise RunFormatError(path, lineno, f"expected 6 fields 'qid Q0 docid rank score tag', "
+                                                       f"got {len(fields)}: {line.strip()!r}")
+                qid, _, did, rank, score_text, _ = fields
+                try:
+                    int(rank)
+                except ValueError:
+                    raise RunFormatError(path, lineno, f"rank must be an integer, got {rank!r}") from None
+                try:
+                    score = float(score_text)
+                except ValueError:
+                    raise RunFormatError(path, lineno, f"score must be a number, got {score_text!r}") from None
+                if not math.isfinite(score):
+                    raise RunFormatError(path, lineno, f"score must be finite, got {score_text!r}")
+                ranking = run.setdefault(qid, {})
+                if did in ranking:
+                    raise RunFormatError(path, lineno, f"document {did!r} appears twice for query {qid!r}")
+                ranking[did] = score
+        except (OSError, EOFError, zlib.error) as e:  # corrupt or truncated gzip stream
+            raise RunFormatError(path, lineno + 1, f"cannot read compressed data: {e}") from e
     return run
 
 

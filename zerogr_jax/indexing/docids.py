@@ -11,8 +11,9 @@ Schemes (`make_scheme(name, ...)`):
 
 Collisions are global, so they are resolved once over the whole corpus (`resolve_collisions`): documents sharing a
 docid are extended, round by round, with their rarest unused term that the other members of the group do not all
-have; documents that nothing distinguishes (the same terms: identical or reordered text) keep one shared docid and
-the trie leaf holds all of them. No document is ever dropped.
+have, then with any other word of their text (numbers, stop words, identifier parts), then with an ordinal; only
+documents whose text is identical keep one shared docid, and the trie leaf holds all of them. No document is ever
+dropped.
 """
 
 from __future__ import annotations
@@ -253,10 +254,14 @@ def collision_stats(docids: Sequence[str]) -> dict:
 @dataclasses.dataclass(frozen=True)
 class Resolution:
     docids: list[str]  # final docid per document (corpus order)
-    appended: dict[int, list[str]]  # document index -> terms appended to its docid
-    shared: list[list[int]]  # groups of documents left sharing one docid (nothing distinguishes them)
+    appended: dict[int, list[str]]  # document index -> words appended to its docid
+    shared: list[list[int]]  # groups of documents left sharing one docid: identical text, nothing can part them
     before: dict  # collision_stats of the input
     after: dict  # collision_stats of the output
+    # how the appended words were found: content_term (a rarer keyword), other_term (a number, stop word or short
+    # identifier part the keyword rules drop), ordinal ("2", "3", ...: distinct texts with the same words)
+    extended_by: dict = dataclasses.field(default_factory=dict)
+    shared_distinct_groups: int = 0  # shared groups whose texts differ (0 by construction; counted as a check)
 
 
 TermsOf = Callable[[list[int]], Mapping[int, DocumentTerms]]
@@ -270,51 +275,94 @@ def docid_to_documents(docids: Sequence[str]) -> dict[str, list[int]]:
     return out
 
 
+def _content_pick(i: int, group: list[int], cache: Mapping[int, DocumentTerms], stats: TermStats,
+                  used: set[str]) -> str | None:
+    """Document i's rarest content term that is not in its docid and that not every other member has."""
+    doc = cache[i]
+    others = set.intersection(*(set(cache[j].stems) for j in group if j != i))
+    for k in doc.most_specific_first(stats):
+        if doc.stems[k] not in used and doc.stems[k] not in others:
+            return doc.surface[k]
+    return None
+
+
+def _other_pick(i: int, group: list[int], cache: Mapping[int, DocumentTerms], used: set[str]) -> str | None:
+    """Document i's first term of any kind (numbers, stop words, one-letter identifier parts) that is not in its
+    docid and that not every other member has."""
+    others = frozenset.intersection(*(cache[j].all_terms for j in group if j != i))
+    for t in cache[i].sequence:
+        if t not in others and t not in used and stem(t) not in used:
+            return t
+    return None
+
+
 def resolve_collisions(docids: Sequence[str], terms_of: TermsOf, stats: TermStats) -> Resolution:
-    """Makes colliding docids distinct where the documents differ (see the module docstring).
+    """Makes colliding docids distinct unless the documents' texts are identical.
+
+    Round by round, every member of a group that shares a docid is extended with one word that tells it apart from
+    the others: its rarest content term that not all the others have; failing that, any term of its text (a number,
+    a stop word, `x` of `winfo_x`); failing that — the texts hold the same words in another order or number — the
+    members whose text differs from the group's first document get an ordinal ("2", "3", ...), the smallest that
+    makes a docid no other document has. Documents whose title + text are identical (whitespace normalised) keep one
+    shared docid, and the trie leaf holds all of them. No document is ever dropped.
 
     `terms_of(indices)` returns the `DocumentTerms` of those documents; it is called only for documents that take
     part in a collision (a streaming corpus pass in the index builder), batched per round.
     """
     final = list(docids)
     cache: dict[int, DocumentTerms] = {}
-    used: dict[int, set[str]] = {}
+    used: dict[int, set[str]] = {}  # words of each docid and their stems
     appended: dict[int, list[str]] = {}
+    extended_by: collections.Counter = collections.Counter()
+
+    def extend(i: int, word: str, how: str) -> None:
+        final[i] = f"{final[i]} {word}"
+        used[i] |= {word, stem(word)}
+        appended.setdefault(i, []).append(word)
+        extended_by[how] += 1
+
     while True:
         groups = [g for g in docid_to_documents(final).values() if len(g) > 1]
-        if not groups:
-            break
         missing = sorted({i for g in groups for i in g if i not in cache})
         if missing:
             got = terms_of(missing)
             for i in missing:
                 cache[i] = got[i]
-                used[i] = {stem(w) for w in final[i].split()}
-        changed = False
-        for group in groups:
-            content = {i: set(cache[i].stems) for i in group}
-            picks = {}
-            for i in group:
-                others = set.intersection(*(content[j] for j in group if j != i))
-                doc = cache[i]
-                for k in doc.most_specific_first(stats):
-                    s = doc.stems[k]
-                    if s not in used[i] and s not in others:
-                        picks[i] = k
-                        break
-            for i, k in picks.items():  # applied after the group is scanned: picks do not see each other
-                final[i] = f"{final[i]} {cache[i].surface[k]}"
-                used[i].add(cache[i].stems[k])
-                appended.setdefault(i, []).append(cache[i].surface[k])
-                changed = True
-        if not changed:
+                used[i] = {w for t in final[i].split() for w in (t, stem(t))}
+        groups = [g for g in groups if len({cache[i].text_digest for i in g}) > 1]  # identical texts stay shared
+        if not groups:
             break
+        taken = set(final)
+        for group in groups:
+            # picks are applied after the group is scanned: they do not see each other
+            picks = {i: (w, "content_term") for i in group
+                     if (w := _content_pick(i, group, cache, stats, used[i])) is not None}
+            if not picks:
+                picks = {i: (w, "other_term") for i in group
+                         if (w := _other_pick(i, group, cache, used[i])) is not None}
+            if not picks:  # the same words: the first document keeps the docid, other texts get an ordinal
+                first = cache[group[0]].text_digest
+                ordinals: dict[str, str] = {}
+                for i in group:
+                    digest = cache[i].text_digest
+                    if digest != first and digest not in ordinals:
+                        n = 2
+                        while f"{final[i]} {n}" in taken:
+                            n += 1
+                        ordinals[digest] = str(n)
+                        taken.add(f"{final[i]} {n}")
+                    if digest != first:
+                        picks[i] = (ordinals[digest], "ordinal")
+            for i, (word, how) in picks.items():
+                extend(i, word, how)
     leaves = docid_to_documents(final)
     reachable = sorted(i for docs in leaves.values() for i in docs)
     assert reachable == list(range(len(docids))), "collision resolution lost or duplicated a document"
     assert all(final), "empty docid after collision resolution"
     shared = [g for g in leaves.values() if len(g) > 1]
-    return Resolution(final, appended, shared, collision_stats(docids), collision_stats(final))
+    distinct = sum(len({cache[i].text_digest for i in g}) > 1 for g in shared)
+    return Resolution(final, appended, shared, collision_stats(docids), collision_stats(final),
+                      dict(sorted(extended_by.items())), distinct)
 
 
 def in_memory_terms(documents: Sequence[DocumentLike], title_boost: float = 3.0) -> TermsOf:

@@ -496,7 +496,11 @@ class IndexBuilder:
                 "docids_before_resolution": resolution.before,
                 "docids_after_resolution": resolution.after,
                 "docids_extended": len(resolution.appended),
+                "docids_extended_by": resolution.extended_by,
+                # shared leaves: identical texts (after whitespace normalisation); distinct texts never share
                 "docids_shared_groups": len(resolution.shared),
+                "docids_shared_identical_groups": len(resolution.shared) - resolution.shared_distinct_groups,
+                "docids_shared_distinct_groups": resolution.shared_distinct_groups,
                 "rules": {**{k: rule_counts.get(k, 0) for k in ("changed_docs", "filled_docs", "short_docs",
                                                                  "empty_fallback_docs")},
                           "dropped_terms": dict(sorted(dropped_terms.items()))},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import hashlib
 import math
 import re
 import unicodedata
@@ -124,6 +125,11 @@ def document_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
+def text_digest(title: str, text: str) -> str:
+    """sha256 of a document's title and text with every run of whitespace made one space (and none at the ends)."""
+    return hashlib.sha256(" ".join(document_text(title, text).split()).encode("utf-8")).hexdigest()
+
+
 def truncate_words(text: str, max_words: int) -> str:
     """The first `max_words` whitespace-separated words of `text` (the LM prompts see documents cut this way)."""
     parts = text.split()
@@ -166,6 +172,10 @@ class DocumentTerms:
     tf: tuple[float, ...]
     all_stems: frozenset  # stems of every term of the document, stop words included (for presence checks)
     all_terms: frozenset  # every normalised term of the document (exact presence)
+    # every normalised term once, in order of first occurrence (title first), numbers, stop words and one-letter
+    # identifier parts included: what collision resolution falls back on when the content terms are the same
+    sequence: tuple[str, ...] = ()
+    text_digest: str = ""  # sha256 of title + text with whitespace normalised: identical documents, same digest
 
     @classmethod
     def from_document(cls, title: str, text: str, title_boost: float = 3.0) -> "DocumentTerms":
@@ -187,7 +197,7 @@ class DocumentTerms:
                     tf.append(0.0)
                 tf[index[s]] += weight
         return cls(tuple(surface), tuple(stems), tuple(tf), frozenset(stem(t) for t in everything),
-                   frozenset(everything))
+                   frozenset(everything), tuple(dict.fromkeys(everything)), text_digest(title, text))
 
     def contains(self, term: str) -> bool:
         """Whether a normalised term occurs in the document, exactly or up to its stem."""
