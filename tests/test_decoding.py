@@ -226,6 +226,20 @@ def test_beam_search_with_fewer_beams_returns_valid_scored_docids():
         assert got[0] == max(exact, key=exact.get)  # the best docid always survives with 12 beams here
 
 
+def test_a_beam_as_wide_as_the_trie_scores_every_docid_exactly():
+    """Exact scoring: K = 5 docids from a beam as wide as the trie are the 5 best by brute-force log-probability."""
+    seqs = _wide_corpus(n=60, seed=6)
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    assert host.num_docids > 40
+    out = decode(host, PROMPTS, 0, decoding.BeamSearch(width=host.num_docids), k=5)
+    assert out.docids.shape == (len(PROMPTS), 5)
+    for row, prompt in enumerate(PROMPTS):
+        exact = ref.exact_docid_logprobs(stub_logits, prompt, seqs, V)
+        best = sorted(exact, key=lambda s: -exact[s])[:5]
+        assert as_tuples(host, out.docids[row]) == best
+        np.testing.assert_allclose(out.logprobs[row], [exact[s] for s in best], rtol=1e-5)
+
+
 _MESH_SCRIPT = r"""
 import sys, jax, numpy as np
 sys.path.insert(0, {tests!r})

@@ -75,7 +75,13 @@ def test_main_job_end_to_end_and_resume(tmp_path):
         assert 1 <= len(ranking) <= 4
         assert set(ranking) <= {f"d{i}" for i in range(len(TOPICS))}
     names = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
-    assert set(out["results"]) == {"zerogr-jax", "BM25", "MiniLM-L6"}
+    assert set(out["results"]) == {"zerogr-jax", "BM25", "MiniLM-L6", "zerogr-jax+BM25 RRF"}
+    # the baselines' runs are kept, and the fusion row is the RRF of the two kept runs
+    from zerogr_jax.evaluation import fusion
+
+    fused = fusion.reciprocal_rank_fusion([run, runfile.read_run(work / "bm25.trec")])
+    assert runfile.read_run(work / "zerogr+bm25.trec") == fused  # scores are written to read back exactly
+    assert set(runfile.read_run(work / "minilm.trec")) == set(run)
     for system in out["results"].values():
         assert set(names) <= set(system["metrics"])
         assert all(0.0 <= system["metrics"][n] <= 1.0 for n in names)

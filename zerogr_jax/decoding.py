@@ -210,7 +210,16 @@ class Nucleus:
 
 @dataclasses.dataclass(frozen=True)
 class BeamSearch:
-    """Constrained beam search with K beams; finished (EOS) hypotheses are complete docids; the K best returned."""
+    """Constrained beam search; finished (EOS) hypotheses are complete docids; the K most probable returned.
+
+    `width` beams (0: K). A width above K trades compute for fewer pruning errors: the K returned are then the
+    best K of a wider search, and with width >= the number of docids the search is exhaustive — every docid scored
+    exactly by its constrained log-probability."""
+
+    width: int = 0
+
+    def num_beams(self, num_docids: int) -> int:
+        return max(num_docids, self.width)
 
 
 Strategy = Union[ReverseAnnealing, Greedy, FixedTemperature, Nucleus, BeamSearch]
@@ -476,7 +485,8 @@ def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Tr
         prompt_mask = np.concatenate([prompt_mask, fill])
     if isinstance(strategy, BeamSearch):
         tokens, mask = _put_batch(mesh, prompt_tokens, prompt_mask)
-        out = _beam_jit(model, params, tokens, mask, trie, num_beams=num_docids)
+        out = _beam_jit(model, params, tokens, mask, trie, num_beams=strategy.num_beams(num_docids))
+        out = jax.tree.map(lambda x: x[:, :num_docids], out)  # the best K of a wider beam
     else:
         keys = row_keys(rng, padded, key_offset)
         tokens, mask, keys = _put_batch(mesh, prompt_tokens, prompt_mask, keys)

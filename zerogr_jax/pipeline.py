@@ -53,6 +53,9 @@ class PipelineConfig:
     train_retriever: bool = True  # False: search with the train config's model as loaded (the zero-training point)
     search: SearchConfig = SearchConfig()
     baselines: tuple[str, ...] = ("bm25", "minilm")
+    # baselines fused with the generative run by reciprocal rank fusion (k = 60, equal weights), each its own row
+    # ("zerogr-jax+BM25 RRF"), never mixed into the pure generative numbers
+    fusion: tuple[str, ...] = ("bm25",)
     max_queries: int = 0  # 0 = every judged query
 
 
@@ -216,8 +219,10 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
         timings["search"] = time.perf_counter() - t0
         atomic_write_json(key_path, {"key": run_key, "search_s": round(timings["search"], 1)})
     evaluate("zerogr-jax", run)
+    generative_run = run
 
-    # 4. baselines, same queries, same metrics
+    # 4. baselines, same queries, same metrics; their runs are kept beside ours (paired tests, fusion)
+    baseline_runs = {}
     if "bm25" in config.baselines:
         from zerogr_jax.evaluation import bm25
 
@@ -225,6 +230,7 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
         run = bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=100)
         timings["bm25"] = time.perf_counter() - t0
         evaluate("BM25", run)
+        baseline_runs["bm25"] = ("BM25", run)
     if "minilm" in config.baselines:
         from zerogr_jax.evaluation import dense
 
@@ -236,6 +242,21 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
         run = dense.dense_search(enc, ids, emb, queries, k=100)
         timings["minilm"] = time.perf_counter() - t0
         evaluate("MiniLM-L6", run)
+        baseline_runs["minilm"] = ("MiniLM-L6", run)
+    for name, (label, run) in baseline_runs.items():
+        runfile.write_run(work / f"{name}.trec", run, tag=name)
+
+    # 5. fusion rows
+    from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
+
+    unknown = set(config.fusion) - {"bm25", "minilm"}
+    if unknown:
+        raise config_lib.ConfigError(f"fusion: unknown baselines {sorted(unknown)}; choose from bm25, minilm")
+    for name in (n for n in config.fusion if n in baseline_runs):  # only baselines that ran (baselines=())
+        label, run = baseline_runs[name]
+        fused = reciprocal_rank_fusion([generative_run, run])
+        runfile.write_run(work / f"zerogr+{name}.trec", fused, tag=f"zerogr+{name}-rrf")
+        evaluate(f"zerogr-jax+{label} RRF", fused)
 
     out = {"collection": spec.name, "config": dataclasses.asdict(config), "results": results,
            "timings_s": {k: round(v, 1) for k, v in timings.items()}, "reused_stages": reused,
@@ -249,9 +270,10 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
 def print_table(out: dict) -> None:
     names = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
     print(f"\n{out['collection']}: {out['queries']} judged queries")
-    print(f"{'system':<12}" + "".join(f"{n:>12}" for n in names))
+    width = max([12, *(len(s) + 2 for s in out["results"])])
+    print(f"{'system':<{width}}" + "".join(f"{n:>12}" for n in names))
     for system, r in out["results"].items():
-        print(f"{system:<12}" + "".join(f"{r['metrics'][n]:>12.3f}" for n in names))
+        print(f"{system:<{width}}" + "".join(f"{r['metrics'][n]:>12.3f}" for n in names))
     print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in out["timings_s"].items()))
     if out.get("reused_stages"):
         print(f"reused from an earlier run (time shown is that run's): {', '.join(out['reused_stages'])}")

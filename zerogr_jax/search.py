@@ -38,6 +38,7 @@ class SearchConfig:
     m: float = 0.1
     temperature: float = 1.0  # fixed_temperature / nucleus
     top_p: float = 0.9  # nucleus
+    beam_width: int = 0  # beam: beams kept per step (0 = K); wider finds the K best docids with fewer pruning errors
     batch_size: int = 32
     seed: int = 0
     restrict_head: bool = True  # decode over the docid tokens only (compact vocabulary; same logits, less compute)
@@ -48,7 +49,7 @@ class SearchConfig:
             "greedy": decoding.Greedy,
             "fixed_temperature": lambda: decoding.FixedTemperature(self.temperature),
             "nucleus": lambda: decoding.Nucleus(self.top_p, self.temperature),
-            "beam": decoding.BeamSearch,
+            "beam": lambda: decoding.BeamSearch(self.beam_width),
         }[self.strategy]()
 
 
