@@ -54,9 +54,10 @@ def test_main_job_end_to_end_and_resume(tmp_path):
     config = pipeline.PipelineConfig(
         collection="tiny", corpus_dir=str(corpus), workdir=str(tmp_path / "work"),
         instruction="Given a topic, retrieve the paragraph about it",
-        index=pipeline.IndexStage(docid_scheme="tfidf_keywords", num_queries=0, span_queries=3, shard_size=5),
+        index=pipeline.IndexStage(docid_scheme="tfidf_keywords", num_queries=0, span_queries=3, shard_size=5,
+                                  title_queries=True, keyphrase_queries=2),
         train_config="experiments/configs/cpu_small.py",
-        train_overrides=("model.num_layers=2", "train.trainable=top_layers:2", "train.epochs=12",
+        train_overrides=("model.num_layers=2", "train.trainable=top_layers:2", "train.epochs=8",
                          "train.batch_size=8", "train.warmup_steps=5", "train.length_buckets=1",
                          "train.checkpoint_every=1000", "data.heldout_fraction=0.0"),
         search=SearchConfig(num_docids=4, strategy="reverse_annealing", batch_size=8),
@@ -67,6 +68,11 @@ def test_main_job_end_to_end_and_resume(tmp_path):
     index_manifest = json.loads((work / "index" / "manifest.json").read_text())
     assert index_manifest["counts"]["documents"] == len(TOPICS)
     assert index_manifest["counts"]["queries"]["span"] == 3 * len(TOPICS)
+    assert index_manifest["counts"]["queries"]["title"] == len(TOPICS)
+    assert index_manifest["counts"]["queries"]["keyphrase"] == 2 * len(TOPICS)
+    rows = [json.loads(line) for line in (work / "index" / "queries.jsonl").read_text().splitlines()]
+    assert {k: sum(r["kind"] == k for r in rows) for k in ("span", "title", "keyphrase", "doc_as_query")} == {
+        "span": 36, "title": 12, "keyphrase": 24, "doc_as_query": 12}
     assert index_manifest["counts"]["queries"]["doc_as_query"] == len(TOPICS)
 
     run = runfile.read_run(work / "run.trec")

@@ -7,8 +7,8 @@ import collections
 from indexing_fakes import FakeGenerator, synthetic_documents
 from zerogr_jax.data.beir import Document
 from zerogr_jax.indexing.queries import (DROP_REASONS, QueryPrompt, clean_completion, doc_as_query, document_spans,
-                                         filter_queries, generate_pseudo_queries)
-from zerogr_jax.indexing.terms import content_stems
+                                         filter_queries, generate_pseudo_queries, keyphrase_queries, title_query)
+from zerogr_jax.indexing.terms import DocumentTerms, TermStats, content_stems
 
 INSTRUCTION = "Given a scientific claim, retrieve abstracts that support or refute it"
 
@@ -109,3 +109,25 @@ def test_document_spans_of_short_and_empty_documents():
     assert spans == ["one two three"]  # a 3-word document has one span of at most its length
     assert document_spans(Document("e", "", ""), 4, seed=0) == []
     assert document_spans(short, 0, seed=0) == []
+
+
+def test_title_query_is_the_title_with_whitespace_collapsed():
+    assert title_query(Document("x", "  Boundary   layer\ntransition ", "text")) == "Boundary layer transition"
+    assert title_query(Document("y", "", "text only")) == ""
+
+
+def test_keyphrase_queries_are_distinct_best_terms_in_document_order_and_deterministic():
+    docs = synthetic_documents(12)
+    stats = TermStats.from_documents(docs)
+    for i, doc in enumerate(docs):
+        terms = DocumentTerms.from_document(doc.title, doc.text)
+        pool = [terms.surface[k] for k in terms.ranked(stats)[:16]]
+        order = {t: k for k, t in enumerate(terms.surface)}
+        got = keyphrase_queries(doc, stats, 4, seed=i)
+        assert got == keyphrase_queries(doc, stats, 4, seed=i) and len(set(got)) == len(got) >= 1
+        for q in got:
+            words = q.split()
+            assert 2 <= len(words) <= 4 and set(words) <= set(pool)
+            assert [order[w] for w in words] == sorted(order[w] for w in words)  # document order
+    assert keyphrase_queries(Document("e", "", "the of and"), stats, 4, seed=0) == []  # no content terms
+    assert keyphrase_queries(docs[0], stats, 0, seed=0) == []

@@ -87,7 +87,8 @@ def test_heldout_split_is_deterministic_and_never_doc_as_query(index_dir, tokeni
     capped = build_examples([index], tokenizer, PairsConfig(heldout_fraction=0.3, heldout_max=3))
     assert len(capped.heldout) == 3
     # the doc-as-query rows (long texts) are always training examples
-    assert a.counts["collections"][0]["examples"] == {"pseudo": 60, "doc_as_query": 2, "span": 0}
+    assert a.counts["collections"][0]["examples"] == {"pseudo": 60, "doc_as_query": 2, "span": 0, "title": 0,
+                                                      "keyphrase": 0}
 
 
 def test_multi_index_mix_and_docid_vocabulary(index_dir, tmp_path, tokenizer):

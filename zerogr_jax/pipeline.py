@@ -31,6 +31,8 @@ class IndexStage:
     docid_scheme: str = "tfidf_keywords"
     num_queries: int = 4  # pseudo-queries per document (B)
     span_queries: int = 0  # random document spans per document as extra training queries (no LM)
+    title_queries: bool = False  # the title as a training query (no LM)
+    keyphrase_queries: int = 0  # keyword queries of 2-4 of the document's best TF-IDF terms per document (no LM)
     doc_as_query_words: int = 64  # words of the document-as-query row (0: no such row)
     batch_size: int = 32
     shard_size: int = 500
@@ -82,7 +84,8 @@ def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, o
     argv = ["--corpus", str(corpus_dir), "--collection", collection, "--out", str(out), "--model", ix.model,
             "--docid-scheme", ix.docid_scheme, "--num-queries", str(ix.num_queries), "--batch-size",
             str(ix.batch_size), "--shard-size", str(ix.shard_size), "--seed", str(ix.seed),
-            "--span-queries", str(ix.span_queries), "--doc-as-query-words", str(ix.doc_as_query_words)]
+            "--span-queries", str(ix.span_queries), "--doc-as-query-words", str(ix.doc_as_query_words),
+            "--keyphrase-queries", str(ix.keyphrase_queries)] + (["--title-queries"] if ix.title_queries else [])
     if ix.max_docs:
         argv += ["--max-docs", str(ix.max_docs)]
     if instruction:

@@ -2,7 +2,7 @@
 
 An index directory (written by `zerogr_jax.indexing`) holds `manifest.json` (with the task `instruction`),
 `docids.jsonl` (rows `{"doc_id", "docid"}`) and `queries.jsonl` (rows `{"doc_id", "query", "kind"}`, kind
-"pseudo", "doc_as_query" or "span").
+"pseudo", "doc_as_query", "span", "title" or "keyphrase").
 
 One example is a chat conversation tokenized with the model's chat template:
 
@@ -44,7 +44,7 @@ from zerogr_jax.tokenization import chat_prompt, pad_id_of
 
 log = logging.getLogger(__name__)
 
-QUERY_KINDS = ("pseudo", "doc_as_query", "span")
+QUERY_KINDS = ("pseudo", "doc_as_query", "span", "title", "keyphrase")
 
 
 class IndexFormatError(ValueError):
@@ -233,8 +233,9 @@ def build_examples(indexes: Sequence[IndexData], tokenizer, cfg: PairsConfig = P
         doc_row = {d: i for i, d in enumerate(doc_ids)}
         docid_rows.append(doc_ids)
         queries = [q for q in index.queries if cfg.use_doc_as_query or q[2] != "doc_as_query"]
-        # held out: the query-like rows (pseudo-queries, spans) with the lowest hash scores below the fraction,
-        # at most heldout_max; document-as-query rows always train, so every document keeps a training example
+        # held out: the query-like rows (pseudo-queries, spans, titles, keyphrases) with the lowest hash scores
+        # below the fraction, at most heldout_max; document-as-query rows always train, so every document keeps a
+        # training example
         scored = sorted((heldout_score(d, q), i) for i, (d, q, k) in enumerate(queries) if k != "doc_as_query")
         heldout = {i for s, i in scored if s < cfg.heldout_fraction}
         heldout = set(sorted(heldout, key=lambda i: heldout_score(queries[i][0], queries[i][1]))[:cfg.heldout_max])

@@ -6,7 +6,8 @@
       shards/queries-00003.jsonl     stage 2 output (pseudo-queries and the document-as-query row)
       shards/queries-00003.done.json
       docids.jsonl                   {"doc_id", "docid", "docid_raw", "changes"} per document, corpus order
-      queries.jsonl                  {"doc_id", "query", "kind": "pseudo" | "doc_as_query" | "span"}
+      queries.jsonl                  {"doc_id", "query", "kind": "pseudo" | "doc_as_query" | "span" | "title" |
+                                      "keyphrase"}
       trie.npz                       the docid prefix tree (when a docid tokenizer is given)
       manifest.json                  model, prompts, config, counts, file hashes, versions
 
@@ -41,7 +42,7 @@ from zerogr_jax.data.beir import Document, ReadStats, iter_corpus
 from zerogr_jax.indexing.docids import DocidScheme, docid_to_documents, make_scheme, resolve_collisions
 from zerogr_jax.indexing.generator_protocol import TextGenerator
 from zerogr_jax.indexing.queries import (DROP_REASONS, QueryFilter, QueryPrompt, doc_as_query, document_spans,
-                                        generate_pseudo_queries)
+                                         generate_pseudo_queries, keyphrase_queries, title_query)
 from zerogr_jax.indexing.seeds import STAGE_DOCIDS, STAGE_QUERIES, derive_seed
 from zerogr_jax.indexing.terms import DocumentTerms, TermStats
 
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "zerogr-index/1"
 STAGES = {"docids": STAGE_DOCIDS, "queries": STAGE_QUERIES}
+ROW_SOURCES = ("doc_as_query", "span", "title", "keyphrase")  # training rows that need no LM, counted per kind
 
 # A corpus source streams the documents, in a fixed order, each time it is called; it counts what its reader
 # skipped into the ReadStats it is given.
@@ -71,6 +73,8 @@ class IndexConfig:
     batch_size: int = 32  # documents per generator call (part of the seed derivation, hence of the result)
     doc_as_query_words: int = 64  # 0: no document-as-query rows
     span_queries: int = 0  # random 6-12 word spans of each document as extra training queries (kind "span")
+    title_queries: bool = False  # the title as a training query (kind "title"; none for an untitled document)
+    keyphrase_queries: int = 0  # 2-4 of the document's best TF-IDF terms as training queries (kind "keyphrase")
     query_temperature: float = 1.0
     query_top_p: float = 1.0
     query_max_new_tokens: int = 64
@@ -284,10 +288,10 @@ class IndexBuilder:
 
     def _inputs(self, stage: str, shard: int) -> dict:
         """What a shard's output depends on besides the settings: its documents, and for docids (TF-IDF terms,
-        rule fallback) the corpus statistics, i.e. the whole corpus."""
+        rule fallback; keyphrase queries) the corpus statistics, i.e. the whole corpus."""
         scan = self.scan()
         out = {"shard_sha256": scan.shard_input_sha256[shard]}
-        if stage == "docids":
+        if stage == "docids" or (stage == "queries" and self.cfg.keyphrase_queries > 0):
             out["corpus_sha256"] = scan.corpus_sha256
         return out
 
@@ -339,8 +343,9 @@ class IndexBuilder:
         elif progress:
             progress(len(docs))
         rows: list[dict] = []
-        kept = doc_rows = span_rows = no_query_docs = 0
+        kept = doc_rows = span_rows = title_rows = keyphrase_rows = no_query_docs = 0
         span_seed = derive_seed(self.cfg.seed, STAGE_QUERIES, shard, 1)
+        keyphrase_seed = derive_seed(self.cfg.seed, STAGE_QUERIES, shard, 2)
         for i, d in enumerate(docs):
             if results is not None:
                 rows += [{"doc_id": d.doc_id, "query": q, "kind": "pseudo"} for q in results[i].queries]
@@ -355,9 +360,17 @@ class IndexBuilder:
                 spans = document_spans(d, self.cfg.span_queries, derive_seed(span_seed, i))
                 rows += [{"doc_id": d.doc_id, "query": q, "kind": "span"} for q in spans]
                 span_rows += len(spans)
+            if self.cfg.title_queries and title_query(d):
+                rows.append({"doc_id": d.doc_id, "query": title_query(d), "kind": "title"})
+                title_rows += 1
+            if self.cfg.keyphrase_queries > 0:
+                phrases = keyphrase_queries(d, self.scan().stats, self.cfg.keyphrase_queries,
+                                            derive_seed(keyphrase_seed, i))
+                rows += [{"doc_id": d.doc_id, "query": q, "kind": "keyphrase"} for q in phrases]
+                keyphrase_rows += len(phrases)
         counts = {"documents": len(docs), "generated": len(docs) * self.cfg.num_queries, "kept": kept,
                   "dropped": {r: drops.get(r, 0) for r in DROP_REASONS}, "docs_without_pseudo_query": no_query_docs,
-                  "doc_as_query": doc_rows, "span": span_rows}
+                  "doc_as_query": doc_rows, "span": span_rows, "title": title_rows, "keyphrase": keyphrase_rows}
         return rows, counts
 
     def run_stage(self, stage: str) -> None:
@@ -472,7 +485,7 @@ class IndexBuilder:
                 f.write(data)
                 h.update(data)
                 counts = self.read_marker("queries", shard)["counts"]
-                for k in ("generated", "kept", "docs_without_pseudo_query", "doc_as_query", "span"):
+                for k in ("generated", "kept", "docs_without_pseudo_query", *ROW_SOURCES):
                     query_counts[k] += counts.get(k, 0)
                 query_drops.update(counts["dropped"])
         files["queries.jsonl"] = h.hexdigest()
@@ -505,7 +518,7 @@ class IndexBuilder:
                                                                  "empty_fallback_docs")},
                           "dropped_terms": dict(sorted(dropped_terms.items()))},
                 "queries": {**{k: query_counts.get(k, 0) for k in ("generated", "kept", "docs_without_pseudo_query",
-                                                                    "doc_as_query", "span")},
+                                                                    *ROW_SOURCES)},
                             "dropped": {r: query_drops.get(r, 0) for r in DROP_REASONS}},
             },
             "trie": trie_info,
@@ -570,6 +583,9 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--max-docs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32, help="documents per generator call")
     parser.add_argument("--doc-as-query-words", type=int, default=64)
+    parser.add_argument("--title-queries", action="store_true", help="the title as a training query (no LM)")
+    parser.add_argument("--keyphrase-queries", type=int, default=0,
+                        help="keyword queries of 2-4 of a document's best TF-IDF terms per document (no LM)")
     parser.add_argument("--span-queries", type=int, default=0,
                         help="random 6-12 word spans of each document added as training queries (no LM needed)")
     parser.add_argument("--model", default="smollm2-135m-instruct", help="docid / query generator (name or path)")
@@ -609,7 +625,8 @@ def index_main(args: argparse.Namespace) -> dict | None:
     cfg = IndexConfig(instruction=instruction, collection=args.collection, docid_scheme=args.docid_scheme,
                       num_queries=args.num_queries, shard_size=args.shard_size, seed=args.seed,
                       max_docs=args.max_docs, batch_size=args.batch_size, doc_as_query_words=args.doc_as_query_words,
-                      span_queries=args.span_queries)
+                      span_queries=args.span_queries, title_queries=args.title_queries,
+                      keyphrase_queries=args.keyphrase_queries)
     generator = model = None
     model_info: dict = {}
     if cfg.docid_scheme == "keyword_lm" or cfg.num_queries > 0:

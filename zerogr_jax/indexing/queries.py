@@ -170,6 +170,41 @@ def document_spans(doc, num_spans: int, seed: int, min_words: int = 6, max_words
     return spans
 
 
+def title_query(doc) -> str:
+    """The title as a query ("" when the document has none): short, query-like, written by the document's author."""
+    return " ".join(doc.title.split())
+
+
+def keyphrase_queries(doc, stats, num_queries: int, seed: int, *, pool: int = 16, min_terms: int = 2,
+                      max_terms: int = 4) -> list[str]:
+    """`num_queries` distinct keyword queries: 2-4 of the document's `pool` best TF-IDF terms, drawn with
+    probability proportional to their TF-IDF score and written in document order ("boundary layer transition").
+
+    Real queries often are a few content words; these teach the retriever that its document's terms, not only the
+    words of its docid, lead to it. Deterministic in (`seed`, the document, the corpus statistics)."""
+    import numpy as np
+
+    from zerogr_jax.indexing.terms import DocumentTerms
+
+    terms = DocumentTerms.from_document(doc.title, doc.text)
+    best = terms.ranked(stats)[:pool]
+    if not best or num_queries <= 0:
+        return []
+    scores = np.asarray(terms.scores(stats), np.float64)[best]
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    for _ in range(4 * num_queries):  # bounded draws: a document with few terms has few distinct queries
+        n = int(rng.integers(min(min_terms, len(best)), min(max_terms, len(best)) + 1))
+        picked = sorted(rng.choice(len(best), size=n, replace=False, p=scores / scores.sum()).tolist(),
+                        key=lambda j: best[j])  # term index = order of first occurrence
+        query = " ".join(terms.surface[best[j]] for j in picked)
+        if query not in out:
+            out.append(query)
+        if len(out) == num_queries:
+            break
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class QueryResult:
     queries: list[str]  # kept pseudo-queries, in sample order
