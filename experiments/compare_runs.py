@@ -25,6 +25,29 @@ from zerogr_jax.evaluation.significance import paired_test  # noqa: E402
 SHOWN = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
 
 
+def compare(collection: str, baseline: str, runs: list[str], *, resamples: int = 10_000) -> dict:
+    """{run path: {metric: paired_test(baseline, run)}} over the collection's judged queries."""
+    spec = collections.get_collection(collection)
+    data = beir.load_beir(collections.collection_dir(collection), spec.split)
+    judged = beir.evaluation_queries(data.queries, data.qrels)
+    qrels = {q: data.qrels[q] for q in judged}
+
+    def per_query(path: str) -> dict[str, dict[str, float]]:
+        return metrics.evaluate(qrels, runfile.read_run(path), corpus_ids=data.corpus.keys(),
+                                ignore_identical_ids=spec.ignore_identical_ids).per_query
+
+    base = per_query(baseline)
+    results = {}
+    for path in runs:
+        other = per_query(path)
+        results[path] = {m: paired_test({q: v[m] for q, v in base.items()}, {q: v[m] for q, v in other.items()},
+                                        resamples=resamples) for m in SHOWN}
+        row = results[path]["nDCG@10"]
+        print(f"{path}: nDCG@10 {row['mean_b']:.3f} vs {row['mean_a']:.3f} ({row['diff']:+.3f}), "
+              f"p = {row['p_randomization']:.3f} (randomization), {row['p_ttest']:.3f} (t)", flush=True)
+    return {"queries": len(qrels), "results": results}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--collection", required=True)
@@ -34,27 +57,11 @@ def main(argv=None) -> None:
     ap.add_argument("--name", required=True, help="results/<name>.json")
     args = ap.parse_args(argv)
     started = time.time()
-    spec = collections.get_collection(args.collection)
-    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
-    judged = beir.evaluation_queries(data.queries, data.qrels)
-    qrels = {q: data.qrels[q] for q in judged}
-
-    def per_query(path: str) -> dict[str, dict[str, float]]:
-        return metrics.evaluate(qrels, runfile.read_run(path), corpus_ids=data.corpus.keys(),
-                                ignore_identical_ids=spec.ignore_identical_ids).per_query
-
-    base = per_query(args.baseline)
-    results = {}
-    for path in [p.strip() for p in args.runs.split(",") if p.strip()]:
-        other = per_query(path)
-        results[path] = {m: paired_test({q: v[m] for q, v in base.items()}, {q: v[m] for q, v in other.items()},
-                                        resamples=args.resamples) for m in SHOWN}
-        row = results[path]["nDCG@10"]
-        print(f"{path}: nDCG@10 {row['mean_b']:.3f} vs {row['mean_a']:.3f} ({row['diff']:+.3f}), "
-              f"p = {row['p_randomization']:.3f} (randomization), {row['p_ttest']:.3f} (t)", flush=True)
+    out = compare(args.collection, args.baseline, [p.strip() for p in args.runs.split(",") if p.strip()],
+                  resamples=args.resamples)
     result_files.write(args.name, result_files.record(
-        f"paired tests against {args.baseline} on {args.collection}", results, started=started,
-        extra={"baseline": args.baseline, "queries": len(qrels)}))
+        f"paired tests against {args.baseline} on {args.collection}", out["results"], started=started,
+        extra={"baseline": args.baseline, "queries": out["queries"]}))
 
 
 if __name__ == "__main__":

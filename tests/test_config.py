@@ -101,3 +101,22 @@ def test_paper_1b_state_builds_abstractly():
     moments = sum(a.size for a in jax.tree.leaves(state.opt_state))
     assert moments >= 2 * n  # mu and nu for every weight
     assert jax.tree.structure(shardings) == jax.tree.structure(state)
+
+
+def test_settings_are_checked_when_the_config_is_loaded(tmp_path):
+    """A typo in a strategy, docid scheme or baseline is an error at load time, not after indexing and training."""
+    from zerogr_jax import pipeline
+
+    base = config_lib.load_config_file(REPO / "experiments" / "configs" / "demo_med.py")
+    for key, bad, message in (("search.strategy", "beam_search", "must be one of"),
+                              ("index.docid_scheme", "tfidf", "must be one of"),
+                              ("fusion", "bm26", "unknown baselines"), ("baselines", "bm25,splade", "unknown"),
+                              ("search.num_docids", "0", ">= 1")):
+        with pytest.raises(config_lib.ConfigError, match=message):
+            config_lib.override(base, [f"{key}={bad}"])
+    path = tmp_path / "typo.py"
+    path.write_text("from zerogr_jax.pipeline import PipelineConfig\nfrom zerogr_jax.search import SearchConfig\n\n"
+                    "def get_config():\n    return PipelineConfig(search=SearchConfig(strategy='beem'))\n")
+    with pytest.raises(config_lib.ConfigError, match=r"search.strategy='beem': must be one of"):
+        config_lib.load_config_file(path)
+    assert isinstance(config_lib.override(base, ["search.strategy=greedy"]), pipeline.PipelineConfig)

@@ -97,6 +97,17 @@ def test_main_job_end_to_end_and_resume(tmp_path):
     assert out["results"]["BM25"]["metrics"]["Acc@1"] == 1.0  # the queries were written to be lexical matches
     assert json.loads((work / "results.json").read_text())["results"] == out["results"]
 
+    # the public retriever, asked the same queries as free text, gives the search stage's rankings
+    import zerogr_jax as zg
+
+    retriever = zg.Retriever.load(work)
+    hits = retriever.search([QUERIES[i] for i in QUERIES])
+    for i, query_hits in zip(QUERIES, hits):
+        assert {h.doc_id: h.score for h in query_hits} == run[f"q{i}"]
+        assert [h.doc_id for h in query_hits] == [d for d, _ in sorted(run[f"q{i}"].items(), key=lambda x: -x[1])]
+        assert all(h.title == TOPICS[int(h.doc_id[1:])][0] and h.docid for h in query_hits)
+        assert [h.rank for h in query_hits] == sorted(h.rank for h in query_hits)
+
     # rerun: every stage resumes from its outputs (no new checkpoint step, the same run file), same numbers
     train_manifest = (work / "train" / "manifest.json").read_text()
     run_bytes, run_mtime = (work / "run.trec").read_bytes(), (work / "run.trec").stat().st_mtime_ns

@@ -25,6 +25,9 @@ from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.search import SearchConfig
 
 
+BASELINES = ("bm25", "minilm")
+
+
 @dataclasses.dataclass(frozen=True)
 class IndexStage:
     model: str = "smollm2-135m-instruct"  # docid / pseudo-query generator
@@ -38,6 +41,12 @@ class IndexStage:
     shard_size: int = 500
     max_docs: int = 0  # 0 = the whole corpus
     seed: int = 0
+
+    def __post_init__(self):  # checked when the config is made, not when the index stage starts
+        from zerogr_jax.indexing.docids import SCHEMES
+
+        if self.docid_scheme not in SCHEMES:
+            raise config_lib.ConfigError(f"index.docid_scheme={self.docid_scheme!r}: must be one of {list(SCHEMES)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +68,12 @@ class PipelineConfig:
     # ("zerogr-jax+BM25 RRF"), never mixed into the pure generative numbers
     fusion: tuple[str, ...] = ("bm25",)
     max_queries: int = 0  # 0 = every judged query
+
+    def __post_init__(self):
+        for field, names in (("baselines", self.baselines), ("fusion", self.fusion)):
+            unknown = sorted(set(names) - set(BASELINES))
+            if unknown:
+                raise config_lib.ConfigError(f"{field}: unknown baselines {unknown}; choose from {list(BASELINES)}")
 
 
 def _sha256_json(obj) -> str:
@@ -252,9 +267,6 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     # 5. fusion rows
     from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
 
-    unknown = set(config.fusion) - {"bm25", "minilm"}
-    if unknown:
-        raise config_lib.ConfigError(f"fusion: unknown baselines {sorted(unknown)}; choose from bm25, minilm")
     for name in (n for n in config.fusion if n in baseline_runs):  # only baselines that ran (baselines=())
         label, run = baseline_runs[name]
         fused = reciprocal_rank_fusion([generative_run, run])

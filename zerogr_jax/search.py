@@ -15,7 +15,8 @@ import argparse
 import dataclasses
 import json
 import time
-from typing import Sequence
+import typing
+from typing import Literal, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,13 +27,14 @@ from zerogr_jax.data.training_pairs import IndexData, PromptBuilder, docid_token
 from zerogr_jax.models import llama
 from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents
 
-STRATEGIES = ("reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam")
+StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam"]
+STRATEGIES = typing.get_args(StrategyName)
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
     num_docids: int = 100  # K
-    strategy: str = "reverse_annealing"
+    strategy: StrategyName = "reverse_annealing"
     t_max: float = 1.5
     k: float = 10.0
     m: float = 0.1
@@ -42,6 +44,15 @@ class SearchConfig:
     batch_size: int = 32
     seed: int = 0
     restrict_head: bool = True  # decode over the docid tokens only (compact vocabulary; same logits, less compute)
+
+    def __post_init__(self):  # checked when the config is made (a config file, an override), not after training
+        from zerogr_jax.config import ConfigError
+
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"search.strategy={self.strategy!r}: must be one of {list(STRATEGIES)}")
+        if self.num_docids < 1 or self.batch_size < 1 or self.beam_width < 0:
+            raise ConfigError(f"search: num_docids and batch_size must be >= 1 and beam_width >= 0, got "
+                              f"{self.num_docids}, {self.batch_size}, {self.beam_width}")
 
     def make_strategy(self) -> decoding.Strategy:
         return {
@@ -150,20 +161,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     from zerogr_jax.models.loading import load_model
 
     ap = argparse.ArgumentParser(prog="zerogr search", description=__doc__.split("\n")[0])
-    ap.add_argument("--index", required=True, help="index directory (docids.jsonl, manifest.json)")
-    ap.add_argument("--retriever", required=True, help="trained retriever: HF directory, .gguf or model name")
+    ap.add_argument("--workdir", help="a `zerogr run` workdir (index/ and train/model) instead of --index/--retriever")
+    ap.add_argument("--index", help="index directory (docids.jsonl, manifest.json)")
+    ap.add_argument("--retriever", help="trained retriever: HF directory, .gguf or model name")
+    ap.add_argument("--query", action="append", default=[], help="a free-text query (repeatable): prints its hits")
     ap.add_argument("--collection", help="registered collection (its test queries are searched)")
     ap.add_argument("--queries", help="queries.jsonl[.gz] instead of --collection")
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--out", required=True, help="TREC run file to write")
+    ap.add_argument("--out", help="TREC run file to write (with --collection / --queries)")
     for f in dataclasses.fields(SearchConfig):
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.type != "bool" else int,
                         default=f.default)
     args = ap.parse_args(argv)
     config = SearchConfig(**{f.name: type(f.default)(getattr(args, f.name)) for f in dataclasses.fields(SearchConfig)})
+    index_dir = args.index or (args.workdir and f"{args.workdir}/index")
+    model_dir = args.retriever or (args.workdir and f"{args.workdir}/train/model")
+    if not (index_dir and model_dir):
+        ap.error("give --workdir, or --index and --retriever")
 
-    index = load_index(args.index)
-    model = load_model(args.retriever)
+    if args.query:
+        from zerogr_jax.retriever import Retriever
+
+        retriever = Retriever.load(index=index_dir, model=model_dir, config=config)
+        for query, hits in zip(args.query, retriever.search(args.query)):
+            print(f"query: {query}")
+            for h in hits:
+                print(f"{h.rank + 1:>4}  {h.doc_id:<16} {h.docid}" + (f"  | {h.title}" if h.title else ""))
+        return
+    if not args.out:
+        ap.error("--out is needed to write the run of --collection / --queries")
+    index = load_index(index_dir)
+    model = load_model(model_dir)
     if args.collection:
         data = beir.load_beir(collections.collection_dir(args.collection, args.data_root))
         queries = {qid: q.text for qid, q in beir.evaluation_queries(data.queries, data.qrels).items()}

@@ -1,0 +1,50 @@
+"""Fusion rows: a generative run fused with BM25 by reciprocal rank fusion (k = 60, equal weights: nothing fitted to
+the collection), scored beside BM25 alone with paired tests (`compare_runs.compare`).
+
+    python experiments/fusion_rows.py --collection med --run runs/demo_med/run.trec --name fusion_med
+
+Writes, next to the generative run, `bm25.trec` (when it is not there yet) and `zerogr+bm25.trec`, and
+experiments/results/<name>.json: paired tests of the fused run and of the generative run against BM25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import compare_runs  # noqa: E402
+import result_files  # noqa: E402
+from zerogr_jax.data import beir, collections  # noqa: E402
+from zerogr_jax.evaluation import bm25, runfile  # noqa: E402
+from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion  # noqa: E402
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--collection", required=True)
+    ap.add_argument("--run", required=True, help="the generative TREC run")
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    args = ap.parse_args(argv)
+    started = time.time()
+    run_path = pathlib.Path(args.run)
+    bm25_path, fused_path = run_path.parent / "bm25.trec", run_path.parent / "zerogr+bm25.trec"
+    spec = collections.get_collection(args.collection)
+    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
+    queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
+    if not bm25_path.exists():
+        runfile.write_run(bm25_path, bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=100),
+                          tag="bm25")
+    fused = reciprocal_rank_fusion([runfile.read_run(run_path), runfile.read_run(bm25_path)])
+    runfile.write_run(fused_path, fused, tag="zerogr+bm25-rrf")
+    out = compare_runs.compare(args.collection, str(bm25_path), [str(fused_path), str(run_path)])
+    result_files.write(args.name, result_files.record(
+        f"RRF(zerogr, BM25) and zerogr against BM25 on {args.collection}", out["results"], started=started,
+        extra={"baseline": str(bm25_path), "queries": out["queries"], "fusion": "rrf k=60, equal weights"}))
+
+
+if __name__ == "__main__":
+    main()
