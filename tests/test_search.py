@@ -73,3 +73,36 @@ def test_rankings_do_not_depend_on_batching(tokenizer):
             for b in (1, 3, 5)]
     assert runs[0] == runs[1] == runs[2]
     assert all(len(r) == 6 for r in runs[0].values())
+
+
+def test_search_loads_the_indexers_trie_only_when_it_fits(tokenizer, tmp_path, monkeypatch):
+    """The trie.npz written by `zerogr index` is loaded (not rebuilt) for the tokenizer it was built with, and equals
+    a rebuild; a different tokenizer digest, or changed bytes, fall back to building it."""
+    import json
+
+    from zerogr_jax import search as search_mod
+    from zerogr_jax.data import beir
+    from zerogr_jax.data.training_pairs import load_index
+    from zerogr_jax.indexing import index_builder
+
+    docs = [beir.Document(f"d{i}", "", text) for i, text in enumerate(DOCIDS)]
+    beir.write_corpus(tmp_path / "corpus.jsonl", docs)
+    out = tmp_path / "index"
+    cfg = index_builder.IndexConfig(instruction="find it", docid_scheme="tfidf_keywords", num_queries=0)
+    index_builder.build_index(lambda stats: beir.iter_corpus(tmp_path / "corpus.jsonl", stats=stats), out, cfg,
+                              docid_tokenizer=index_builder.hf_docid_tokenizer(tokenizer, "smollm2", 49152))
+    index = load_index(out)
+    rebuilt, doc_ids = search_mod.build_index_trie(dataclasses.replace(index, path=str(tmp_path / "elsewhere")),
+                                                   tokenizer, 49152)
+    monkeypatch.setattr(search_mod, "build_trie", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    loaded, same_ids = search_mod.build_index_trie(index, tokenizer, 49152)
+    assert same_ids == doc_ids == [f"d{i}" for i in range(len(DOCIDS))]
+    for f in dataclasses.fields(loaded):
+        np.testing.assert_array_equal(np.asarray(getattr(loaded, f.name)), np.asarray(getattr(rebuilt, f.name)))
+    with pytest.raises(AssertionError, match="rebuilt"):  # another logits width: not the indexer's trie
+        search_mod.build_index_trie(index, tokenizer, 50000)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["trie"]["tokenizer_sha256"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(AssertionError, match="rebuilt"):  # another tokenizer
+        search_mod.build_index_trie(index, tokenizer, 49152)

@@ -25,7 +25,7 @@ import numpy as np
 from zerogr_jax import decoding, tokenization
 from zerogr_jax.data.training_pairs import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
 from zerogr_jax.models import llama
-from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents
+from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents, npz_content_sha256
 
 StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam"]
 STRATEGIES = typing.get_args(StrategyName)
@@ -103,10 +103,38 @@ def compact_vocabulary(trie: TrieHost) -> tuple[TrieHost, np.ndarray]:
     return compact, vocab
 
 
+def _saved_trie(index: IndexData, tokenizer, vocab_size: int, eos: int, num_docs: int) -> TrieHost | None:
+    import pathlib
+
+    from zerogr_jax.tokenization import tokenizer_digest
+
+    root = pathlib.Path(index.path)
+    try:
+        manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    info, recorded = manifest.get("trie", {}), manifest.get("files", {}).get("trie.npz")
+    if not (info.get("built") and recorded and (root / "trie.npz").is_file()):
+        return None
+    if (info.get("tokenizer_sha256") != tokenizer_digest(tokenizer) or info.get("eos_id") != eos
+            or info.get("vocab_size") != vocab_size):
+        return None
+    if npz_content_sha256(root / "trie.npz") != recorded:
+        return None
+    trie = TrieHost.load(root / "trie.npz")
+    return trie if trie.num_documents == num_docs else None
+
+
 def build_index_trie(index: IndexData, tokenizer, vocab_size: int) -> tuple[TrieHost, list[str]]:
-    """The trie over the index's docids (one per document; shared docids share a leaf) and the document ids."""
+    """The trie over the index's docids (one per document; shared docids share a leaf) and the document ids.
+
+    The index's own `trie.npz` is loaded when the indexer built it for this tokenizer (same digest, EOS and logits
+    width) and its bytes are the ones the manifest records; otherwise the trie is built here from the docids."""
     doc_ids = list(index.docids)
     eos = eos_id_of(tokenizer)
+    saved = _saved_trie(index, tokenizer, vocab_size, eos, len(doc_ids))
+    if saved is not None:
+        return saved, doc_ids
     tokens = [t + [eos] for t in docid_token_ids(tokenizer, [index.docids[d] for d in doc_ids])]
     return build_trie(tokens, eos_id=eos, vocab_size=vocab_size), doc_ids
 

@@ -64,6 +64,18 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, length: int | None
     return tokens, mask
 
 
+def tokenizer_digest(tokenizer) -> str:
+    """sha256 of what decides a text's token ids: the vocabulary (token -> id, added tokens included) and the
+    special tokens. Two tokenizers with the same digest tokenize docids alike, so a trie built with one serves the
+    other."""
+    import hashlib
+    import json
+
+    body = {"vocab": sorted(tokenizer.get_vocab().items()), "special": sorted(map(str, tokenizer.all_special_tokens)),
+            "class": type(tokenizer).__name__}
+    return hashlib.sha256(json.dumps(body).encode("utf-8")).hexdigest()
+
+
 def pad_id_of(tokenizer) -> int:
     pid = tokenizer.pad_token_id
     return int(pid if pid is not None else tokenizer.eos_token_id)

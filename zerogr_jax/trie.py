@@ -20,6 +20,7 @@ Keyword docids in an LM vocabulary have heavy-tailed fan-out (a 171K-document co
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import os
 from typing import Sequence
@@ -314,3 +315,14 @@ def expand_to_documents(trie: TrieHost, docids: np.ndarray, scores: np.ndarray |
             ranked.extend((int(d), rank, float(s)) for d in trie.documents(int(u)))
         out.append(ranked)
     return out
+
+
+def npz_content_sha256(path: str | os.PathLike) -> str:
+    """Hash of the arrays in an .npz (names, dtypes, shapes, bytes): zip timestamps make file bytes vary."""
+    h = hashlib.sha256()
+    with np.load(path, allow_pickle=False) as z:
+        for name in sorted(z.files):
+            a = z[name]
+            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()

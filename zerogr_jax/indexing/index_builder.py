@@ -88,6 +88,7 @@ class DocidTokenizer:
     eos_id: int
     vocab_size: int
     name: str = ""
+    digest: str = ""  # tokenization.tokenizer_digest: search loads trie.npz only for a tokenizer with this digest
 
 
 def hf_docid_tokenizer(tokenizer, name: str = "", vocab_size: int | None = None) -> DocidTokenizer:
@@ -95,10 +96,11 @@ def hf_docid_tokenizer(tokenizer, name: str = "", vocab_size: int | None = None)
 
     `vocab_size` should be the retriever's logits width (the model config's); default len(tokenizer)."""
     from zerogr_jax.data.training_pairs import docid_token_ids, eos_id_of
+    from zerogr_jax.tokenization import tokenizer_digest
 
     eos = eos_id_of(tokenizer)
     return DocidTokenizer(lambda docids: [ids + [eos] for ids in docid_token_ids(tokenizer, docids)], eos,
-                          int(vocab_size or len(tokenizer)), name)
+                          int(vocab_size or len(tokenizer)), name, tokenizer_digest(tokenizer))
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
@@ -120,17 +122,6 @@ def _canonical(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def _npz_content_sha256(path: pathlib.Path) -> str:
-    """Hash of the arrays in an .npz (names, dtypes, shapes, bytes): zip timestamps make file bytes vary."""
-    import numpy as np
-
-    h = hashlib.sha256()
-    with np.load(path, allow_pickle=False) as z:
-        for name in sorted(z.files):
-            a = z[name]
-            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
 
 
 def package_versions() -> dict:
@@ -536,7 +527,7 @@ class IndexBuilder:
         if self.docid_tokenizer is None:
             return {"built": False, "reason": "no docid tokenizer given"}
         try:
-            from zerogr_jax.trie import build_trie
+            from zerogr_jax.trie import build_trie, npz_content_sha256
         except ImportError as e:
             logger.warning("trie not built: zerogr_jax.trie is not importable (%s)", e)
             return {"built": False, "reason": f"zerogr_jax.trie not importable: {e}"}
@@ -546,8 +537,9 @@ class IndexBuilder:
             raise RuntimeError(f"the trie holds {trie.num_documents} documents for {len(docids)} docids")
         path = self.out / "trie.npz"
         trie.save(path)
-        return {"built": True, "tokenizer": tok.name, "eos_id": tok.eos_id, "vocab_size": tok.vocab_size,
-                "content_sha256": _npz_content_sha256(path), **trie.metadata()}
+        return {"built": True, "tokenizer": tok.name, "tokenizer_sha256": tok.digest, "eos_id": tok.eos_id,
+                "vocab_size": tok.vocab_size,
+                "content_sha256": npz_content_sha256(path), **trie.metadata()}
 
 
 def build_index(source: CorpusSource, out_dir: str | os.PathLike, cfg: IndexConfig, *, merge: bool = True,
