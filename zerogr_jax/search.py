@@ -141,8 +141,11 @@ def build_index_trie(index: IndexData, tokenizer, vocab_size: int) -> tuple[Trie
 
 def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
            queries: dict[str, str], instruction: str, config: SearchConfig = SearchConfig(), *,
-           mesh=None, progress: bool = True) -> dict[str, dict[str, float]]:
-    """Ranked documents per query: {query_id: {doc_id: score}} with score = 1 / (docid rank + 1)."""
+           mesh=None, progress: bool = True, key_offset: int = 0) -> dict[str, dict[str, float]]:
+    """Ranked documents per query: {query_id: {doc_id: score}} with score = 1 / (docid rank + 1).
+
+    Query n of `queries` draws its random stream with key fold_in(seed, key_offset + n): a block of a larger query
+    set searched alone (one process's share, `search_across_processes`) gets the docids it gets in the whole set."""
     from tqdm.auto import tqdm
 
     if config.strategy not in STRATEGIES:
@@ -172,7 +175,7 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
         chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))
         tokens, mask = tokenization.left_pad(chunk, pad, multiple_of=32)
         ranking = decoding.decode_docids(model, model_params, tokens, mask, device_trie, config.num_docids, rng,
-                                         strategy, mesh=mesh, key_offset=start)
+                                         strategy, mesh=mesh, key_offset=key_offset + start)
         docids = np.asarray(ranking.docids)[: len(qids) - start]
         for qid, ranked in zip(qids[start:start + batch_size], expand_to_documents(trie, docids)):
             run[qid] = {}
@@ -181,6 +184,62 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
         bar.update(min(batch_size, len(qids) - start))
     bar.close()
     return run
+
+
+def process_block(num_queries: int, process_index: int, process_count: int) -> tuple[int, int]:
+    """[start, stop) of the contiguous block of a query set that one process searches (sizes differ by <= 1)."""
+    base, extra = divmod(num_queries, process_count)
+    start = process_index * base + min(process_index, extra)
+    return start, start + base + (process_index < extra)
+
+
+def search_across_processes(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
+                            queries: dict[str, str], instruction: str, config: SearchConfig, out, *,
+                            tag: str = "", progress: bool = True) -> dict[str, dict[str, float]] | None:
+    """Search over every process of a `jax.distributed` job (one process: plain `search`), written to `out`.
+
+    The trie and the model are replicated: each process searches its contiguous block of the queries on its own
+    devices (the batch sharded over a local mesh when it has several), with no collective, and writes its part of
+    the run atomically (`out.part-P-of-N`). After a barrier process 0 merges the parts into `out` — checking that
+    every query is there exactly once — and removes them. A query's docids do not depend on the block it is in
+    (`search`'s key offset), so the run equals a one-process search of the same queries. Returns the whole run on
+    process 0, None elsewhere.
+    """
+    import pathlib
+
+    from zerogr_jax import distributed
+    from zerogr_jax.evaluation import runfile
+
+    out = pathlib.Path(out)
+    tag = tag or f"zerogr-{config.strategy}"
+    p, n = jax.process_index(), jax.process_count()
+    qids = list(queries)
+    start, stop = process_block(len(qids), p, n)
+    local = jax.local_devices()
+    mesh = distributed.local_mesh() if len(local) > 1 else None
+    part = search(cfg, params, tokenizer, trie, doc_ids, {q: queries[q] for q in qids[start:stop]}, instruction,
+                  config, mesh=mesh, progress=progress and p == 0, key_offset=start)
+    if n == 1:
+        runfile.write_run(out, part, tag=tag)
+        return part
+    part_path = lambda i: out.with_name(f"{out.name}.part-{i:05d}-of-{n:05d}")  # noqa: E731
+    runfile.write_run(part_path(p), part, tag=tag)
+    distributed.barrier(f"search parts of {out}")
+
+    def merge():
+        run: dict[str, dict[str, float]] = {}
+        for i in range(n):
+            block = runfile.read_run(part_path(i))
+            lo, hi = process_block(len(qids), i, n)
+            if sorted(block) != sorted(q for q in qids[lo:hi] if q in block) or set(block) & set(run):
+                raise RuntimeError(f"{part_path(i)}: not the queries of process {i}'s block")
+            run.update(block)
+        runfile.write_run(out, run, tag=tag)
+        for i in range(n):
+            part_path(i).unlink()
+        return run
+
+    return distributed.run_on_main(merge, f"merge {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -229,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("zerogr search: give --collection or --queries")
     trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
     t0 = time.perf_counter()
-    run = search(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries, index.instruction, config)
-    runfile.write_run(args.out, run, tag=f"zerogr-{config.strategy}")
-    print(json.dumps({"queries": len(run), "seconds": round(time.perf_counter() - t0, 1), "out": args.out}))
+    # in a multi-process job (launch/), each process searches its block of the queries and process 0 merges
+    run = search_across_processes(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries,
+                                  index.instruction, config, args.out)
+    if run is not None:
+        print(json.dumps({"queries": len(run), "seconds": round(time.perf_counter() - t0, 1), "out": args.out,
+                          "processes": jax.process_count()}))
