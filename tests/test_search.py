@@ -106,3 +106,14 @@ def test_search_loads_the_indexers_trie_only_when_it_fits(tokenizer, tmp_path, m
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(AssertionError, match="rebuilt"):  # another tokenizer
         search_mod.build_index_trie(index, tokenizer, 49152)
+
+
+def test_exact_strategy_is_a_beam_as_wide_as_the_trie(tokenizer):
+    cfg, params = tiny_smollm2_vocab_llama(seed=1)
+    trie = docid_trie(tokenizer, cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
+    queries = {"q1": "transition of boundary layers", "q2": "flutter of panels"}
+    runs = [search(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract",
+                   SearchConfig(num_docids=3, batch_size=2, **kw), progress=False)
+            for kw in ({"strategy": "exact"}, {"strategy": "beam", "beam_width": len(DOCIDS)})]
+    assert runs[0] == runs[1] and all(len(r) == 3 for r in runs[0].values())

@@ -27,7 +27,9 @@ from zerogr_jax.data.training_pairs import IndexData, PromptBuilder, docid_token
 from zerogr_jax.models import llama
 from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents, npz_content_sha256
 
-StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam"]
+# "exact": every docid scored by its constrained log-probability (a beam as wide as the trie), the K best kept; no
+# pruning error, at ~(docids / K) times beam search's compute and memory — for small corpora or an accelerator
+StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam", "exact"]
 STRATEGIES = typing.get_args(StrategyName)
 
 
@@ -61,6 +63,7 @@ class SearchConfig:
             "fixed_temperature": lambda: decoding.FixedTemperature(self.temperature),
             "nucleus": lambda: decoding.Nucleus(self.top_p, self.temperature),
             "beam": lambda: decoding.BeamSearch(self.beam_width),
+            "exact": lambda: decoding.BeamSearch(1 << 30),  # clipped to the trie's docids in `search`
         }[self.strategy]()
 
 
@@ -163,6 +166,8 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
     pad = tokenization.pad_id_of(tokenizer)
     rng = jax.random.key(config.seed)
     strategy = config.make_strategy()
+    if config.strategy == "exact":
+        strategy = decoding.BeamSearch(trie.num_docids)
     run: dict[str, dict[str, float]] = {}
     bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
                disable=not progress)
