@@ -3,6 +3,7 @@ corrupt shards, two processes + merge, malformed corpus input, and the command l
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -272,3 +273,20 @@ def test_command_line_without_a_language_model(corpus_dir, tmp_path, capsys):
     ib.main(argv)  # a rerun resumes everything
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run"]["stages"]["docids"]["shards_resumed"] == 2
+
+
+def test_points_back_filter_in_the_index_counts_its_drops(reference, corpus_dir, tmp_path):
+    """With `points_back_top_k`, the kept pseudo-queries are those of the plain index whose own document BM25 ranks
+    in the top k; the manifest counts the rest as not_pointing_back."""
+    from zerogr_jax.evaluation.bm25 import bm25_search, build_bm25_index
+
+    plain_out, plain = reference
+    manifest = build(tmp_path / "filtered", corpus_dir, dataclasses.replace(CFG, points_back_top_k=3))
+    q, q0 = manifest["counts"]["queries"], plain["counts"]["queries"]
+    assert q["dropped"]["not_pointing_back"] > 0 and q0["dropped"]["not_pointing_back"] == 0
+    assert q["kept"] + q["dropped"]["not_pointing_back"] == q0["kept"]
+    rows = lambda out: [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]  # noqa: E731
+    index = build_bm25_index(iter_corpus(corpus_dir))
+    expected = [r for r in rows(plain_out) if r["kind"] != "pseudo"
+                or r["doc_id"] in bm25_search(index, {"q": r["query"]}, k=3)["q"]]
+    assert rows(tmp_path / "filtered") == expected

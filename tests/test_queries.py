@@ -131,3 +131,20 @@ def test_keyphrase_queries_are_distinct_best_terms_in_document_order_and_determi
             assert [order[w] for w in words] == sorted(order[w] for w in words)  # document order
     assert keyphrase_queries(Document("e", "", "the of and"), stats, 4, seed=0) == []  # no content terms
     assert keyphrase_queries(docs[0], stats, 0, seed=0) == []
+
+
+def test_points_back_filter_keeps_the_queries_whose_document_bm25_ranks_in_the_top_k():
+    """Doc2Query--: the filter against an explicit BM25 over the corpus; every drop is counted."""
+    from zerogr_jax.evaluation.bm25 import bm25_search, build_bm25_index
+    from zerogr_jax.indexing.queries import QueryResult, keep_pointing_back
+
+    docs = [Document("a", "", "glacier retreat in the alps"), Document("b", "", "sourdough yeast fermentation"),
+            Document("c", "", "coral reef bleaching in warm oceans")]
+    index = build_bm25_index(docs)
+    results = [QueryResult(["alpine glacier retreat", "yeast bread"], collections.Counter({"meta": 1})),
+               QueryResult(["sourdough fermentation"], collections.Counter()),
+               QueryResult([], collections.Counter({"empty": 2}))]
+    kept = keep_pointing_back(results, docs, lambda q, k: bm25_search(index, q, k=k), top_k=1)
+    assert [r.queries for r in kept] == [["alpine glacier retreat"], ["sourdough fermentation"], []]
+    assert kept[0].drops == {"meta": 1, "not_pointing_back": 1} and kept[2].drops["empty"] == 2
+    assert sum(len(r.queries) + sum(r.drops.values()) for r in kept) == 6  # every sample accounted for

@@ -36,6 +36,7 @@ class IndexStage:
     span_queries: int = 0  # random document spans per document as extra training queries (no LM)
     title_queries: bool = False  # the title as a training query (no LM)
     keyphrase_queries: int = 0  # keyword queries of 2-4 of the document's best TF-IDF terms per document (no LM)
+    points_back_top_k: int = 0  # keep a pseudo-query only if BM25 ranks its document in the top k (0 = off)
     doc_as_query_words: int = 64  # words of the document-as-query row (0: no such row)
     batch_size: int = 32
     shard_size: int = 500
@@ -100,7 +101,7 @@ def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, o
             "--docid-scheme", ix.docid_scheme, "--num-queries", str(ix.num_queries), "--batch-size",
             str(ix.batch_size), "--shard-size", str(ix.shard_size), "--seed", str(ix.seed),
             "--span-queries", str(ix.span_queries), "--doc-as-query-words", str(ix.doc_as_query_words),
-            "--keyphrase-queries", str(ix.keyphrase_queries)] + (["--title-queries"] if ix.title_queries else [])
+            "--keyphrase-queries", str(ix.keyphrase_queries), "--points-back-top-k", str(ix.points_back_top_k)] + (["--title-queries"] if ix.title_queries else [])
     if ix.max_docs:
         argv += ["--max-docs", str(ix.max_docs)]
     if instruction:

@@ -42,7 +42,8 @@ from zerogr_jax.data.beir import Document, ReadStats, iter_corpus
 from zerogr_jax.indexing.docids import DocidScheme, docid_to_documents, make_scheme, resolve_collisions
 from zerogr_jax.indexing.generator_protocol import TextGenerator
 from zerogr_jax.indexing.queries import (DROP_REASONS, QueryFilter, QueryPrompt, doc_as_query, document_spans,
-                                         generate_pseudo_queries, keyphrase_queries, title_query)
+                                         generate_pseudo_queries, keep_pointing_back, keyphrase_queries,
+                                         title_query)
 from zerogr_jax.indexing.seeds import STAGE_DOCIDS, STAGE_QUERIES, derive_seed
 from zerogr_jax.indexing.terms import DocumentTerms, TermStats
 
@@ -75,6 +76,7 @@ class IndexConfig:
     span_queries: int = 0  # random 6-12 word spans of each document as extra training queries (kind "span")
     title_queries: bool = False  # the title as a training query (kind "title"; none for an untitled document)
     keyphrase_queries: int = 0  # 2-4 of the document's best TF-IDF terms as training queries (kind "keyphrase")
+    points_back_top_k: int = 0  # keep a pseudo-query only if BM25 ranks its document in the top k (0 = off)
     query_temperature: float = 1.0
     query_top_p: float = 1.0
     query_max_new_tokens: int = 64
@@ -186,8 +188,9 @@ class IndexBuilder:
         self.show_progress, self.on_shard_done = show_progress, on_shard_done
         self.shard_dir = self.out / "shards"
         self.query_prompt = QueryPrompt(cfg.instruction)
-        self.query_filter = QueryFilter()
+        self.query_filter = QueryFilter(points_back_top_k=cfg.points_back_top_k)
         self._scan: CorpusScan | None = None
+        self._bm25 = None  # the corpus BM25 index of the "points back" filter, built on first use
         self._scheme: DocidScheme | None = None
         self._fingerprint: str | None = None
         self.run_info: dict = {"process_index": process_index, "process_count": process_count,
@@ -331,6 +334,8 @@ class IndexBuilder:
                 seed=derive_seed(self.cfg.seed, STAGE_QUERIES, shard), temperature=self.cfg.query_temperature,
                 top_p=self.cfg.query_top_p, max_new_tokens=self.cfg.query_max_new_tokens,
                 batch_size=self.cfg.batch_size, rules=self.query_filter, progress=progress)
+            if self.query_filter.points_back_top_k > 0:
+                results = keep_pointing_back(results, docs, self._corpus_search, self.query_filter.points_back_top_k)
         elif progress:
             progress(len(docs))
         rows: list[dict] = []
@@ -397,6 +402,14 @@ class IndexBuilder:
         scan = self.scan()
         return {stage: [s for s in range(scan.num_shards) if self.read_marker(stage, s) is None]
                 for stage in STAGES}
+
+    def _corpus_search(self, queries: dict[str, str], k: int) -> dict[str, dict[str, float]]:
+        """BM25 over the whole corpus (built once per builder): the pseudo-query "points back" filter."""
+        from zerogr_jax.evaluation.bm25 import bm25_search, build_bm25_index
+
+        if self._bm25 is None:
+            self._bm25 = build_bm25_index(self.documents())
+        return bm25_search(self._bm25, queries, k=k)
 
     def _terms_of(self, indices: list[int]) -> dict[int, DocumentTerms]:
         """DocumentTerms of the given corpus positions, by one streaming pass."""
@@ -576,6 +589,8 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--batch-size", type=int, default=32, help="documents per generator call")
     parser.add_argument("--doc-as-query-words", type=int, default=64)
     parser.add_argument("--title-queries", action="store_true", help="the title as a training query (no LM)")
+    parser.add_argument("--points-back-top-k", type=int, default=0,
+                        help="keep a pseudo-query only if BM25 over the corpus ranks its document in the top k")
     parser.add_argument("--keyphrase-queries", type=int, default=0,
                         help="keyword queries of 2-4 of a document's best TF-IDF terms per document (no LM)")
     parser.add_argument("--span-queries", type=int, default=0,
@@ -618,7 +633,7 @@ def index_main(args: argparse.Namespace) -> dict | None:
                       num_queries=args.num_queries, shard_size=args.shard_size, seed=args.seed,
                       max_docs=args.max_docs, batch_size=args.batch_size, doc_as_query_words=args.doc_as_query_words,
                       span_queries=args.span_queries, title_queries=args.title_queries,
-                      keyphrase_queries=args.keyphrase_queries)
+                      keyphrase_queries=args.keyphrase_queries, points_back_top_k=args.points_back_top_k)
     generator = model = None
     model_info: dict = {}
     if cfg.docid_scheme == "keyword_lm" or cfg.num_queries > 0:

@@ -24,7 +24,7 @@ from zerogr_jax.indexing.generator_protocol import TextGenerator
 from zerogr_jax.indexing.seeds import STAGE_QUERIES, derive_seed
 from zerogr_jax.indexing.terms import content_stems, document_text, normalize, truncate_words
 
-DROP_REASONS = ("empty", "too_long", "meta", "copied_example", "off_topic", "duplicate")
+DROP_REASONS = ("empty", "too_long", "meta", "copied_example", "off_topic", "duplicate", "not_pointing_back")
 
 # Invented: no example comes from any evaluation collection. Code tasks get code examples (a code example in a
 # text task made the 135M model write "python ..." queries about biology abstracts).
@@ -98,6 +98,8 @@ class QueryFilter:
     max_chars: int = 300
     min_overlap: int = 1  # content-term stems shared with the document...
     min_overlap_share: float = 0.25  # ...and at least this share of the query's content-term stems
+    # Doc2Query--: keep a query only when BM25 over the whole corpus ranks its own document in the top k (0 = off)
+    points_back_top_k: int = 0
 
 
 def clean_completion(text: str) -> str:
@@ -133,6 +135,21 @@ def filter_queries(completions: Sequence[str], document_stems: set[str], example
             continue
         drops[reason] += 1
     return kept, drops
+
+
+def keep_pointing_back(results: Sequence["QueryResult"], documents: Sequence, search: Callable, top_k: int
+                       ) -> list["QueryResult"]:
+    """Drops (counted as "not_pointing_back") every kept query whose document is not in the top `top_k` that
+    `search({key: query}, k)` returns ({key: {doc_id: score}}: BM25 over the whole corpus in the index builder)."""
+    keyed = {f"{i}:{j}": q for i, r in enumerate(results) for j, q in enumerate(r.queries)}
+    ranked = search(keyed, top_k) if keyed else {}
+    out = []
+    for i, (r, d) in enumerate(zip(results, documents)):
+        kept = [q for j, q in enumerate(r.queries) if d.doc_id in ranked.get(f"{i}:{j}", {})]
+        drops = collections.Counter(r.drops)
+        drops["not_pointing_back"] += len(r.queries) - len(kept)
+        out.append(QueryResult(kept, drops))
+    return out
 
 
 def _off_topic(query: str, document_stems: set[str], rules: QueryFilter) -> bool:
