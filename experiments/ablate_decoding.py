@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import finished_run  # noqa: E402
-import result_files  # noqa: E402
-from zerogr_jax.evaluation import metrics, runfile  # noqa: E402
-from zerogr_jax.search import STRATEGIES, SearchConfig, search  # noqa: E402
+from experiments import finished_run
+from experiments import result_files
+from zerogr_jax.evaluation import metrics, runfile
+from zerogr_jax.search import STRATEGIES, SearchConfig, search
 
 SHOWN = ("Acc@1", "nDCG@10", "Recall@100", "MRR@10")
 

@@ -8,7 +8,7 @@ A thin front of experiments/sweep.py over `index.docid_scheme` (same options); w
 experiments/results/ablate_docids[...].json and .png.
 """
 
-import sweep
+from experiments import sweep
 
 if __name__ == "__main__":
     ap = sweep.arguments("index.docid_scheme", "tfidf_keywords,title,random_string,atomic", "ablate_docids")

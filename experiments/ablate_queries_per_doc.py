@@ -7,7 +7,7 @@ A thin front of experiments/sweep.py over `index.num_queries` (B LM-sampled pseu
 the document-as-query row); writes experiments/results/ablate_queries_per_doc[...].json and .png.
 """
 
-import sweep
+from experiments import sweep
 
 if __name__ == "__main__":
     ap = sweep.arguments("index.num_queries", "1,4,8,16", "ablate_queries_per_doc")

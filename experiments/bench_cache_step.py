@@ -11,20 +11,15 @@ Writes experiments/results/bench_cache_step.json.
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-import result_files  # noqa: E402
-from zerogr_jax.models import llama  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
+from experiments import result_files
+from zerogr_jax.models import llama
+from zerogr_jax.models.loading import load_model
 
 
 def step_ms(params, cfg, batch: int, slots: int, with_cache: bool, steps: int = 20) -> float:

@@ -26,13 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from decode_setup import DEFAULT_DATA, scifact_inputs  # noqa: E402
-from zerogr_jax import atomic_files, decoding  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
-from zerogr_jax.tokenization import left_pad  # noqa: E402
-from zerogr_jax.trie import build_trie  # noqa: E402
+from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
+from zerogr_jax import atomic_files, decoding
+from zerogr_jax.models.loading import load_model
+from zerogr_jax.tokenization import left_pad
+from zerogr_jax.trie import build_trie
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 

@@ -13,21 +13,16 @@ of E epochs: ordinary E * step vs cached features + E * cached step. Writes expe
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import result_files  # noqa: E402
-from zerogr_jax import training as tr  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
+from experiments import result_files
+from zerogr_jax import training as tr
+from zerogr_jax.models.loading import load_model
 
 
 def main(argv=None) -> None:

@@ -15,24 +15,18 @@ prefill flips a draw. Writes experiments/results/<--name>.json.
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import result_files  # noqa: E402
-from zerogr_jax import text_generator as tg  # noqa: E402
-from zerogr_jax import tokenization  # noqa: E402
-from zerogr_jax.data import beir, collections, instructions  # noqa: E402
-from zerogr_jax.indexing import queries  # noqa: E402
-from zerogr_jax.indexing.terms import content_stems, document_text  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
+from experiments import result_files
+from zerogr_jax import text_generator as tg
+from zerogr_jax import tokenization
+from zerogr_jax.data import beir, collections, instructions
+from zerogr_jax.indexing import queries
+from zerogr_jax.indexing.terms import content_stems, document_text
+from zerogr_jax.models.loading import load_model
 
 PATHS = {"whole_prompts_no_stop": dict(share_prefix=False, stop=()),
          "shared_prefix_stop_at_newline": dict(share_prefix=True, stop=("\n",))}

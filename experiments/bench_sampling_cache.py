@@ -15,25 +15,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import pathlib
 import subprocess
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-import result_files  # noqa: E402
-from bench_query_generation import indexing_prompts  # noqa: E402
-from zerogr_jax import generation, tokenization  # noqa: E402
-from zerogr_jax import text_generator as tg  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
+from experiments import result_files
+from experiments.bench_query_generation import indexing_prompts
+from zerogr_jax import generation, tokenization
+from zerogr_jax import text_generator as tg
+from zerogr_jax.models.loading import load_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -10,18 +10,13 @@ must be identical). Writes experiments/results/bench_search.json.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import finished_run  # noqa: E402
-import result_files  # noqa: E402
-from zerogr_jax.search import SearchConfig, search  # noqa: E402
+from experiments import finished_run
+from experiments import result_files
+from zerogr_jax.search import SearchConfig, search
 
 
 def main(argv=None) -> None:

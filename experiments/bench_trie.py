@@ -19,9 +19,8 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from zerogr_jax import atomic_files  # noqa: E402
-from zerogr_jax.trie import build_trie  # noqa: E402
+from zerogr_jax import atomic_files
+from zerogr_jax.trie import build_trie
 
 
 def synthetic_docids(n: int, vocab: int, eos_id: int, min_len: int, max_len: int, zipf_a: float, seed: int):

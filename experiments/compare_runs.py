@@ -11,16 +11,13 @@ many queries each side wins, and two-sided p-values of the paired randomization 
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import result_files  # noqa: E402
-from zerogr_jax.data import beir, collections  # noqa: E402
-from zerogr_jax.evaluation import metrics, runfile  # noqa: E402
-from zerogr_jax.evaluation.significance import paired_test  # noqa: E402
+from experiments import result_files
+from zerogr_jax.data import beir, collections
+from zerogr_jax.evaluation import metrics, runfile
+from zerogr_jax.evaluation.significance import paired_test
 
 SHOWN = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
 

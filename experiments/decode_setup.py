@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from zerogr_jax.data.beir import evaluation_queries, load_beir  # noqa: E402
-from zerogr_jax.data.instructions import task_instruction  # noqa: E402
-from zerogr_jax.tokenization import chat_prompt, encode  # noqa: E402
+from zerogr_jax.data.beir import evaluation_queries, load_beir
+from zerogr_jax.data.instructions import task_instruction
+from zerogr_jax.tokenization import chat_prompt, encode
 
 DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 

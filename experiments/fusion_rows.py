@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import compare_runs  # noqa: E402
-import result_files  # noqa: E402
-from zerogr_jax.data import beir, collections  # noqa: E402
-from zerogr_jax.evaluation import bm25, runfile  # noqa: E402
-from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion  # noqa: E402
+from experiments import compare_runs
+from experiments import result_files
+from zerogr_jax.data import beir, collections
+from zerogr_jax.evaluation import bm25, runfile
+from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
 
 
 def main(argv=None) -> None:

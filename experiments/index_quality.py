@@ -32,13 +32,11 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from zerogr_jax.atomic_files import atomic_write_json  # noqa: E402
-from zerogr_jax.data.beir import iter_corpus  # noqa: E402
-from zerogr_jax.indexing.docid_rules import candidate_words  # noqa: E402
-from zerogr_jax.indexing.terms import DocumentTerms  # noqa: E402
+from zerogr_jax.atomic_files import atomic_write_json
+from zerogr_jax.data.beir import iter_corpus
+from zerogr_jax.indexing.docid_rules import candidate_words
+from zerogr_jax.indexing.terms import DocumentTerms
 
 
 def machine() -> dict:

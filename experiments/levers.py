@@ -18,16 +18,12 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import result_files  # noqa: E402
-from zerogr_jax import config as config_lib  # noqa: E402
-from zerogr_jax.pipeline import run_pipeline  # noqa: E402
+from experiments import result_files
+from zerogr_jax import config as config_lib
+from zerogr_jax.pipeline import run_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FULL = "train_config=experiments/configs/cpu_full_depth.py"

@@ -12,22 +12,17 @@ experiments/results/probe_layer_cuts.json.
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-import result_files  # noqa: E402
-from zerogr_jax import training as tr  # noqa: E402
-from zerogr_jax.data import input_pipeline as pipe  # noqa: E402
-from zerogr_jax.data.training_pairs import PairsConfig, build_examples, docid_vocabulary, load_index  # noqa: E402
-from zerogr_jax.models.loading import load_model  # noqa: E402
+from experiments import result_files
+from zerogr_jax import training as tr
+from zerogr_jax.data import input_pipeline as pipe
+from zerogr_jax.data.training_pairs import PairsConfig, build_examples, docid_vocabulary, load_index
+from zerogr_jax.models.loading import load_model
 
 CUTS = "all=0-29;first8=0-7;first20=0-19;first7+last1=0-6,29;first6+last2=0-5,28-29;first4+last4=0-3,26-29;" \
        "first10+last6=0-9,24-29;first20+last2=0-19,28-29"

@@ -15,14 +15,11 @@ import argparse
 import copy
 import json
 import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from decode_setup import DEFAULT_DATA, scifact_inputs  # noqa: E402
-from zerogr_jax.decoding import reverse_annealing_temperatures  # noqa: E402
-from zerogr_jax.decoding_reference import dict_trie, remove_path  # noqa: E402
+from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
+from zerogr_jax.decoding import reverse_annealing_temperatures
+from zerogr_jax.decoding_reference import dict_trie, remove_path
 
 
 def load_torch_model(dtype: str = "float32"):

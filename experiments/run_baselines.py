@@ -21,13 +21,11 @@ import shlex
 import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from zerogr_jax.atomic_files import atomic_write_json  # noqa: E402
-from zerogr_jax.data import beir  # noqa: E402
-from zerogr_jax.data.collections import COLLECTIONS, collection_dir, default_data_root, get_collection  # noqa: E402
-from zerogr_jax.evaluation.metrics import evaluate, metric_names  # noqa: E402
+from zerogr_jax.atomic_files import atomic_write_json
+from zerogr_jax.data import beir
+from zerogr_jax.data.collections import COLLECTIONS, collection_dir, default_data_root, get_collection
+from zerogr_jax.evaluation.metrics import evaluate, metric_names
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 METHODS = ("bm25", "minilm")

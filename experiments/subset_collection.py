@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import random
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from zerogr_jax.atomic_files import atomic_write_text  # noqa: E402
-from zerogr_jax.data import beir, collections  # noqa: E402
+from zerogr_jax.atomic_files import atomic_write_text
+from zerogr_jax.data import beir, collections
 
 
 def cut(data: beir.BeirCollection, num_queries: int, num_docs: int, seed: int = 0):

@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import result_files  # noqa: E402
-from zerogr_jax import config as config_lib  # noqa: E402
-from zerogr_jax.atomic_files import atomic_write_json  # noqa: E402
-from zerogr_jax.data import collections  # noqa: E402
-from zerogr_jax.indexing import index_builder  # noqa: E402
-from zerogr_jax.pipeline import index_argv, run_pipeline  # noqa: E402
+from experiments import result_files
+from zerogr_jax import config as config_lib
+from zerogr_jax.atomic_files import atomic_write_json
+from zerogr_jax.data import collections
+from zerogr_jax.indexing import index_builder
+from zerogr_jax.pipeline import index_argv, run_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHOWN = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")

@@ -1,14 +1,11 @@
 """experiments/subset_collection.py: a subset keeps its queries' judged documents and is a loadable BEIR directory."""
 
-import pathlib
-import sys
 
 import pytest
 
 from zerogr_jax.data import beir
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
-import subset_collection  # noqa: E402
+from experiments import subset_collection
 
 
 def make(tmp_path):

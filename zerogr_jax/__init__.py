@@ -8,11 +8,18 @@ The public surface (everything else is importable from its module):
     hits = zg.Retriever.load("runs/demo_med").search(["glucose levels in pregnancy"], k=10)[0]   # a trained workdir
 """
 
-from zerogr_jax.models.llama import LlamaConfig
-from zerogr_jax.models.loading import Model, load_model
-from zerogr_jax.retriever import Hit, Retriever
-from zerogr_jax.sharding import MeshConfig, make_mesh
-from zerogr_jax.text_generator import JaxTextGenerator, chat, generate_tokens
+import os
+
+# Nothing this package loads may come from the network: tokenizers and weights are read from local files (the
+# embedded GGUF, a model directory). Set before any submodule imports transformers; a user's own setting wins.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from zerogr_jax.models.llama import LlamaConfig  # noqa: E402
+from zerogr_jax.models.loading import Model, load_model  # noqa: E402
+from zerogr_jax.retriever import Hit, Retriever  # noqa: E402
+from zerogr_jax.sharding import MeshConfig, make_mesh  # noqa: E402
+from zerogr_jax.text_generator import JaxTextGenerator, chat, generate_tokens  # noqa: E402
 
 __all__ = ["LlamaConfig", "Model", "load_model", "MeshConfig", "make_mesh", "JaxTextGenerator", "chat",
            "generate_tokens", "Retriever", "Hit"]
