@@ -90,3 +90,15 @@ def test_the_lock_dies_with_a_killed_holder(tmp_path):
         holder.wait()
     with workdir_lock(tmp_path):  # SIGKILL released it
         pass
+
+
+def test_zerogr_index_and_train_hold_their_directory(tmp_path):
+    col = beir_dir(tmp_path / "col", json.dumps({"_id": "d1", "text": "some text"}) + "\n")
+    with workdir_lock(tmp_path / "ix"):
+        res = zerogr("index", "--corpus", str(col), "--out", str(tmp_path / "ix"), "--docid-scheme",
+                     "tfidf_keywords", "--num-queries", "0", "--no-trie", "--instruction", "find it", cwd=tmp_path)
+        assert res.returncode == 2 and f"error: {tmp_path / 'ix'} is in use by another job" in res.stderr
+    with workdir_lock(tmp_path / "train"):
+        res = zerogr("train", "--config", str(REPO / "experiments" / "configs" / "cpu_small.py"), "--index",
+                     str(tmp_path / "ix"), "--workdir", str(tmp_path / "train"), cwd=tmp_path)
+        assert res.returncode == 2 and f"error: {tmp_path / 'train'} is in use by another job" in res.stderr

@@ -327,9 +327,20 @@ def load_base_model(exp: tr.ExperimentConfig):
 
 
 def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | None = None) -> FitResult:
-    from zerogr_jax.models.checkpoints import export_hf_directory
+    """`zerogr train`; one process holds its workdir's lock (the processes of a multi-process job share theirs)."""
+    import contextlib
+
+    from zerogr_jax.workdir_lock import workdir_lock
 
     args = build_parser().parse_args(argv)
+    single = jax.process_count() == 1
+    with workdir_lock(args.workdir) if single else contextlib.nullcontext():
+        return _train_main(args, eval_callback)
+
+
+def _train_main(args, eval_callback: EvalCallback | None) -> FitResult:
+    from zerogr_jax.models.checkpoints import export_hf_directory
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _enable_compilation_cache()
     exp = config_lib.override(config_lib.load_config_file(args.config), args.set)

@@ -668,7 +668,17 @@ def index_main(args: argparse.Namespace) -> dict | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m zerogr_jax.indexing.index_builder ...` (the same as `zerogr index ...`)."""
     parser = add_index_arguments(argparse.ArgumentParser(prog="zerogr index", description=__doc__.split("\n")[0]))
-    manifest = index_main(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    import contextlib
+
+    import jax
+
+    from zerogr_jax.workdir_lock import workdir_lock
+
+    # one builder per index directory, unless several processes share it by design (--process-count, a jax job)
+    single = jax.process_count() == 1 and (args.process_count or 1) == 1
+    with workdir_lock(args.out) if single else contextlib.nullcontext():
+        manifest = index_main(args)
     if manifest is not None:
         c = manifest["counts"]
         print(json.dumps({"out": str(parser.parse_args(argv).out), "documents": c["documents"],
