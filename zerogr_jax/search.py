@@ -249,7 +249,6 @@ def search_across_processes(cfg: llama.LlamaConfig, params, tokenizer, trie: Tri
 
 def main(argv: Sequence[str] | None = None) -> None:
     from zerogr_jax.data import beir, collections
-    from zerogr_jax.evaluation import runfile
     from zerogr_jax.models.loading import load_model
 
     ap = argparse.ArgumentParser(prog="zerogr search", description=__doc__.split("\n")[0])

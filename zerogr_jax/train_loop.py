@@ -335,10 +335,10 @@ def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | 
     args = build_parser().parse_args(argv)
     single = jax.process_count() == 1
     with workdir_lock(args.workdir) if single else contextlib.nullcontext():
-        return _train_main(args, eval_callback)
+        return _train_main(args, argv, eval_callback)
 
 
-def _train_main(args, eval_callback: EvalCallback | None) -> FitResult:
+def _train_main(args, argv: Sequence[str] | None, eval_callback: EvalCallback | None) -> FitResult:
     from zerogr_jax.models.checkpoints import export_hf_directory
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
