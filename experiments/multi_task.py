@@ -29,8 +29,7 @@ import time
 from experiments import result_files
 from zerogr_jax import config as config_lib
 from zerogr_jax.data import collections
-from zerogr_jax.indexing import index_builder
-from zerogr_jax.pipeline import index_argv, run_pipeline
+from zerogr_jax.pipeline import run_index_stage, run_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHOWN = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
@@ -67,7 +66,7 @@ def main(argv=None) -> None:
     source_indexes = []
     for src in sources:  # the same indexing settings as the target's
         out = root / "indexes" / src
-        index_builder.main(index_argv(base.index, collections.collection_dir(src), src, out))
+        run_index_stage(base.index, collections.collection_dir(src), src, out)
         source_indexes.append(str(out))
 
     variants = {"target_only": dict(), "sources_only": dict(extra_train_indexes=tuple(source_indexes),

@@ -21,8 +21,7 @@ from experiments import result_files
 from zerogr_jax import config as config_lib
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.data import collections
-from zerogr_jax.indexing import index_builder
-from zerogr_jax.pipeline import index_argv, run_pipeline
+from zerogr_jax.pipeline import run_index_stage, run_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHOWN = ("nDCG@10", "Recall@100", "Acc@1", "MRR@10")
@@ -47,8 +46,8 @@ def run_sweep(args, *, what: str) -> dict:
         cfg = config_lib.override(base, [f"{args.key}={value}", f"workdir={root / value}", "baselines="])
         index_dir = root / value / "index"
         t0 = time.perf_counter()
-        index_builder.main(index_argv(cfg.index, collections.collection_dir(cfg.collection), cfg.collection,
-                                      index_dir, instruction=cfg.instruction))
+        run_index_stage(cfg.index, collections.collection_dir(cfg.collection), cfg.collection, index_dir,
+                        instruction=cfg.instruction)
         index_s = time.perf_counter() - t0
         if (root / value / "index_seconds.json").exists():  # the first (complete) build's time, not a resume's
             index_s = json.loads((root / value / "index_seconds.json").read_text())["index_s"]

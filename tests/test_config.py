@@ -120,3 +120,23 @@ def test_settings_are_checked_when_the_config_is_loaded(tmp_path):
     with pytest.raises(config_lib.ConfigError, match=r"search.strategy='beem': must be one of"):
         config_lib.load_config_file(path)
     assert isinstance(config_lib.override(base, ["search.strategy=greedy"]), pipeline.PipelineConfig)
+
+
+def test_index_settings_are_declared_once():
+    """`zerogr index` flags, the builder's IndexConfig and the pipeline's IndexStage share one declaration and one
+    default per setting (`index_builder.IndexSettings`); the LM sampling settings are reachable from both."""
+    import argparse
+    import dataclasses
+
+    from zerogr_jax import pipeline
+    from zerogr_jax.indexing import index_builder as ib
+
+    settings = {f.name: f.default for f in dataclasses.fields(ib.IndexSettings)}
+    args = vars(ib.add_index_arguments(argparse.ArgumentParser()).parse_args(["--out", "x"]))
+    assert {k: args[k] for k in settings} == settings
+    assert pipeline.IndexStage().settings() == settings == ib.IndexConfig(instruction="x").settings()
+    cfg = config_lib.override(pipeline.PipelineConfig(), ["index.query_temperature=0.7", "index.query_top_p=0.9"])
+    assert (cfg.index.query_temperature, cfg.index.query_top_p) == (0.7, 0.9)
+    flags = ib.add_index_arguments(argparse.ArgumentParser()).parse_args(
+        ["--out", "x", "--query-temperature", "0.7", "--title-queries"])
+    assert flags.query_temperature == 0.7 and flags.title_queries is True

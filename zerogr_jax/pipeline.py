@@ -22,6 +22,7 @@ from typing import Sequence
 
 from zerogr_jax import config as config_lib
 from zerogr_jax.atomic_files import atomic_write_json
+from zerogr_jax.indexing.index_builder import IndexSettings
 from zerogr_jax.search import SearchConfig
 
 
@@ -29,25 +30,10 @@ BASELINES = ("bm25", "minilm")
 
 
 @dataclasses.dataclass(frozen=True)
-class IndexStage:
-    model: str = "smollm2-135m-instruct"  # docid / pseudo-query generator
-    docid_scheme: str = "tfidf_keywords"
-    num_queries: int = 4  # pseudo-queries per document (B)
-    span_queries: int = 0  # random document spans per document as extra training queries (no LM)
-    title_queries: bool = False  # the title as a training query (no LM)
-    keyphrase_queries: int = 0  # keyword queries of 2-4 of the document's best TF-IDF terms per document (no LM)
-    points_back_top_k: int = 0  # keep a pseudo-query only if BM25 ranks its document in the top k (0 = off)
-    doc_as_query_words: int = 64  # words of the document-as-query row (0: no such row)
-    batch_size: int = 32
-    shard_size: int = 500
-    max_docs: int = 0  # 0 = the whole corpus
-    seed: int = 0
+class IndexStage(IndexSettings):
+    """The index stage's settings (`index_builder.IndexSettings`, one default each) and the generator model."""
 
-    def __post_init__(self):  # checked when the config is made, not when the index stage starts
-        from zerogr_jax.indexing.docids import SCHEMES
-
-        if self.docid_scheme not in SCHEMES:
-            raise config_lib.ConfigError(f"index.docid_scheme={self.docid_scheme!r}: must be one of {list(SCHEMES)}")
+    model: str = "smollm2-135m-instruct"  # docid / pseudo-query generator (loaded only when the settings need it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,21 +80,19 @@ def _index_identity(index_dir: pathlib.Path) -> dict:
     return {"fingerprint": manifest["fingerprint"], "files": manifest["files"]}
 
 
-def index_argv(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, out: str | os.PathLike, *,
-               instruction: str = "", progress: bool = True) -> list[str]:
-    """The `zerogr index` arguments of an index stage (also used by experiments that index extra collections)."""
-    argv = ["--corpus", str(corpus_dir), "--collection", collection, "--out", str(out), "--model", ix.model,
-            "--docid-scheme", ix.docid_scheme, "--num-queries", str(ix.num_queries), "--batch-size",
-            str(ix.batch_size), "--shard-size", str(ix.shard_size), "--seed", str(ix.seed),
-            "--span-queries", str(ix.span_queries), "--doc-as-query-words", str(ix.doc_as_query_words),
-            "--keyphrase-queries", str(ix.keyphrase_queries), "--points-back-top-k", str(ix.points_back_top_k)] + (["--title-queries"] if ix.title_queries else [])
-    if ix.max_docs:
-        argv += ["--max-docs", str(ix.max_docs)]
-    if instruction:
-        argv += ["--instruction", instruction]
-    if not progress:
-        argv.append("--no-progress")
-    return argv
+def run_index_stage(ix: IndexStage, corpus_dir: str | os.PathLike, collection: str, out: str | os.PathLike, *,
+                    instruction: str = "", progress: bool = True) -> dict | None:
+    """Builds or resumes the index of one collection (also used by experiments that index extra collections);
+    `instruction` "" = the registered collection's. Returns the manifest."""
+    from zerogr_jax.data.instructions import task_instruction
+    from zerogr_jax.indexing import index_builder
+
+    settings = {**ix.settings(), "max_docs": ix.max_docs or None}
+    cfg = index_builder.IndexConfig(instruction=task_instruction(collection, custom=instruction or None),
+                                    collection=collection, **settings)
+    manifest = index_builder.run_index(cfg, corpus_dir, out, model=ix.model, progress=progress)
+    print(index_builder.summary_line(out, manifest))
+    return manifest
 
 
 def train_experiment(config: PipelineConfig):
@@ -130,7 +114,6 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict:
 def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     from zerogr_jax.data import beir, collections
     from zerogr_jax.evaluation import metrics, runfile
-    from zerogr_jax.indexing import index_builder
     from zerogr_jax.models.embedded import is_embedded_name
     from zerogr_jax.models.loading import source_digest
     from zerogr_jax.train_loop import load_base_model, train_main
@@ -163,9 +146,7 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     # 1. index (resumable shard by shard)
     t0 = time.perf_counter()
     index_dir = work / "index"
-    argv = index_argv(config.index, col_dir, spec.name, index_dir, instruction=config.instruction,
-                      progress=progress)
-    index_builder.main(argv)
+    run_index_stage(config.index, col_dir, spec.name, index_dir, instruction=config.instruction, progress=progress)
     timings["index"] = time.perf_counter() - t0
 
     # 2. train (resumes from the newest good checkpoint; skipped when this exact training finished before)

@@ -63,14 +63,15 @@ class IncompleteIndexError(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
-class IndexConfig:
-    instruction: str
-    collection: str | None = None
+class IndexSettings:
+    """Every setting of the index stage, declared once with one default each: `IndexConfig` adds the task, the
+    pipeline's `IndexStage` the generator model, and `zerogr index`'s flags are made from these fields."""
+
     docid_scheme: str = "keyword_lm"
-    num_queries: int = 16  # B pseudo-queries sampled per document (0: document-as-query rows only)
+    num_queries: int = 16  # B pseudo-queries sampled per document (0: no LM pseudo-queries)
     shard_size: int = 1000
     seed: int = 0
-    max_docs: int | None = None
+    max_docs: int | None = None  # None: the whole corpus
     batch_size: int = 32  # documents per generator call (part of the seed derivation, hence of the result)
     doc_as_query_words: int = 64  # 0: no document-as-query rows
     span_queries: int = 0  # random 6-12 word spans of each document as extra training queries (kind "span")
@@ -80,6 +81,23 @@ class IndexConfig:
     query_temperature: float = 1.0
     query_top_p: float = 1.0
     query_max_new_tokens: int = 64
+
+    def __post_init__(self):  # checked when the settings are made (a config file, an override, the command line)
+        from zerogr_jax.config import ConfigError
+        from zerogr_jax.indexing.docids import SCHEMES
+
+        if self.docid_scheme not in SCHEMES:
+            raise ConfigError(f"index.docid_scheme={self.docid_scheme!r}: must be one of {list(SCHEMES)}")
+
+    def settings(self) -> dict:
+        """The `IndexSettings` fields of this object (of a subclass too)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(IndexSettings)}
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig(IndexSettings):
+    instruction: str = ""  # the task instruction (required: the builder refuses a blank one)
+    collection: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -571,6 +589,17 @@ def build_index(source: CorpusSource, out_dir: str | os.PathLike, cfg: IndexConf
 
 # ------------------------------------------------------------------------------------------------ command line
 
+SETTING_HELP = {
+    "num_queries": "pseudo-queries sampled per document (B)", "batch_size": "documents per generator call",
+    "doc_as_query_words": "words of the document-as-query row (0: none)",
+    "span_queries": "random 6-12 word spans of each document added as training queries (no LM needed)",
+    "title_queries": "the title as a training query (no LM)",
+    "keyphrase_queries": "keyword queries of 2-4 of a document's best TF-IDF terms per document (no LM)",
+    "points_back_top_k": "keep a pseudo-query only if BM25 over the corpus ranks its document in the top k",
+    "max_docs": "index only the first N documents",
+}
+
+
 def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments of `zerogr index` (the lead's cli.py adds them to its subparser)."""
     from zerogr_jax.indexing.docids import SCHEMES
@@ -581,20 +610,16 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--data-root", help="data root for --collection (default $ZEROGR_DATA or ../shared/data)")
     parser.add_argument("--instruction", help="task instruction (default: the collection's registered one)")
     parser.add_argument("--out", required=True, help="index directory (created; rerun to resume)")
-    parser.add_argument("--docid-scheme", default="keyword_lm", choices=SCHEMES)
-    parser.add_argument("--num-queries", type=int, default=16, help="pseudo-queries sampled per document (B)")
-    parser.add_argument("--shard-size", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-docs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=32, help="documents per generator call")
-    parser.add_argument("--doc-as-query-words", type=int, default=64)
-    parser.add_argument("--title-queries", action="store_true", help="the title as a training query (no LM)")
-    parser.add_argument("--points-back-top-k", type=int, default=0,
-                        help="keep a pseudo-query only if BM25 over the corpus ranks its document in the top k")
-    parser.add_argument("--keyphrase-queries", type=int, default=0,
-                        help="keyword queries of 2-4 of a document's best TF-IDF terms per document (no LM)")
-    parser.add_argument("--span-queries", type=int, default=0,
-                        help="random 6-12 word spans of each document added as training queries (no LM needed)")
+    for f in dataclasses.fields(IndexSettings):
+        flag, default = "--" + f.name.replace("_", "-"), f.default
+        kwargs = {"help": SETTING_HELP.get(f.name, "")}
+        if f.name == "docid_scheme":
+            kwargs["choices"] = SCHEMES
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", **kwargs)
+        else:
+            parser.add_argument(flag, type=float if isinstance(default, float) else int if f.name != "docid_scheme"
+                                else str, default=default, **kwargs)
     parser.add_argument("--model", default="smollm2-135m-instruct", help="docid / query generator (name or path)")
     parser.add_argument("--trie-tokenizer", default=None,
                         help="model whose tokenizer tokenizes docids for the trie (default: --model)")
@@ -620,49 +645,58 @@ def _model_info(name: str, model) -> dict:
 
 def index_main(args: argparse.Namespace) -> dict | None:
     """`zerogr index ...`: builds or resumes an index directory; returns the manifest (process 0)."""
-    import jax  # 1 process unless jax.distributed was initialized (`zerogr` does that first)
-
     from zerogr_jax.data.collections import collection_dir
     from zerogr_jax.data.instructions import task_instruction
 
     if args.corpus is None and args.collection is None:
         raise SystemExit("zerogr index: give --corpus DIR or --collection NAME")
     corpus = pathlib.Path(args.corpus) if args.corpus else collection_dir(args.collection, args.data_root)
-    instruction = task_instruction(args.collection, custom=args.instruction)
-    cfg = IndexConfig(instruction=instruction, collection=args.collection, docid_scheme=args.docid_scheme,
-                      num_queries=args.num_queries, shard_size=args.shard_size, seed=args.seed,
-                      max_docs=args.max_docs, batch_size=args.batch_size, doc_as_query_words=args.doc_as_query_words,
-                      span_queries=args.span_queries, title_queries=args.title_queries,
-                      keyphrase_queries=args.keyphrase_queries, points_back_top_k=args.points_back_top_k)
-    generator = model = None
+    cfg = IndexConfig(instruction=task_instruction(args.collection, custom=args.instruction),
+                      collection=args.collection,
+                      **{f.name: getattr(args, f.name) for f in dataclasses.fields(IndexSettings)})
+    return run_index(cfg, corpus, args.out, model=args.model, trie_tokenizer=args.trie_tokenizer,
+                     trie=not args.no_trie, on_invalid=args.on_invalid, process_index=args.process_index,
+                     process_count=args.process_count, merge_wait_s=args.merge_wait_s, progress=not args.no_progress)
+
+
+def run_index(cfg: IndexConfig, corpus: str | os.PathLike, out: str | os.PathLike, *,
+              model: str = "smollm2-135m-instruct", trie_tokenizer: str | None = None, trie: bool = True,
+              on_invalid: str = "error", process_index: int | None = None, process_count: int | None = None,
+              merge_wait_s: float = 0.0, progress: bool = True) -> dict | None:
+    """The index stage as a function: builds or resumes `out` from the BEIR corpus at `corpus`; returns the
+    manifest (process 0). `model` writes LM docids / pseudo-queries (loaded only when the settings need it);
+    `trie_tokenizer` (default: `model`) tokenizes docids for the trie."""
+    import jax  # 1 process unless jax.distributed was initialized (`zerogr` does that first)
+
+    corpus = pathlib.Path(corpus)
+    generator = lm = None
     model_info: dict = {}
     if cfg.docid_scheme == "keyword_lm" or cfg.num_queries > 0:
         from zerogr_jax.models.loading import load_model
         from zerogr_jax.text_generator import JaxTextGenerator
 
-        model = load_model(args.model)
-        generator = JaxTextGenerator(model, batch_size=args.batch_size)
-        model_info = _model_info(args.model, model)
+        lm = load_model(model)
+        generator = JaxTextGenerator(lm, batch_size=cfg.batch_size)
+        model_info = _model_info(model, lm)
     docid_tokenizer = None
-    if not args.no_trie:
-        trie_model = args.trie_tokenizer or args.model
-        if model is not None and trie_model == args.model:
-            docid_tokenizer = hf_docid_tokenizer(model.tokenizer, trie_model, model.cfg.vocab_size)
+    if trie:
+        trie_model = trie_tokenizer or model
+        if lm is not None and trie_model == model:
+            docid_tokenizer = hf_docid_tokenizer(lm.tokenizer, trie_model, lm.cfg.vocab_size)
         else:
             from zerogr_jax.models.loading import resolve_source
             from zerogr_jax.tokenization import load_tokenizer
 
             docid_tokenizer = hf_docid_tokenizer(load_tokenizer(resolve_source(trie_model)), trie_model)
-    on_invalid = args.on_invalid
 
     def source(stats: ReadStats) -> Iterator[Document]:
         return iter_corpus(corpus, on_invalid=on_invalid, stats=stats)
 
-    return build_index(source, args.out, cfg, generator=generator, docid_tokenizer=docid_tokenizer,
+    return build_index(source, out, cfg, generator=generator, docid_tokenizer=docid_tokenizer,
                        model_info=model_info, corpus_info={"path": str(corpus), "on_invalid": on_invalid},
-                       process_index=jax.process_index() if args.process_index is None else args.process_index,
-                       process_count=jax.process_count() if args.process_count is None else args.process_count,
-                       show_progress=not args.no_progress, merge_wait_s=args.merge_wait_s)
+                       process_index=jax.process_index() if process_index is None else process_index,
+                       process_count=jax.process_count() if process_count is None else process_count,
+                       show_progress=progress, merge_wait_s=merge_wait_s)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -680,11 +714,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     with workdir_lock(args.out) if single else contextlib.nullcontext():
         manifest = index_main(args)
     if manifest is not None:
-        c = manifest["counts"]
-        print(json.dumps({"out": str(parser.parse_args(argv).out), "documents": c["documents"],
-                          "collision_rate_before": c["docids_before_resolution"]["collision_rate"],
-                          "collision_rate_after": c["docids_after_resolution"]["collision_rate"],
-                          "queries_kept": c["queries"]["kept"], "trie": manifest["trie"].get("built")}))
+        print(summary_line(args.out, manifest))
+
+
+def summary_line(out: str | os.PathLike, manifest: dict | None) -> str:
+    """The one-line JSON summary `zerogr index` prints (process 0; "" elsewhere)."""
+    if manifest is None:
+        return ""
+    c = manifest["counts"]
+    return json.dumps({"out": str(out), "documents": c["documents"],
+                       "collision_rate_before": c["docids_before_resolution"]["collision_rate"],
+                       "collision_rate_after": c["docids_after_resolution"]["collision_rate"],
+                       "queries_kept": c["queries"]["kept"], "trie": manifest["trie"].get("built")})
 
 
 if __name__ == "__main__":
