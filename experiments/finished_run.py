@@ -7,7 +7,7 @@ import dataclasses
 import pathlib
 
 from zerogr_jax.data import beir, collections
-from zerogr_jax.data.training_pairs import IndexData, load_index
+from zerogr_jax.retrieval_contract import IndexData, load_index
 from zerogr_jax.models.loading import Model, load_model
 from zerogr_jax.search import build_index_trie
 from zerogr_jax.trie import TrieHost

@@ -23,7 +23,7 @@ def tokenizer(smollm2_tokenizer):
 
 
 def docid_trie(tokenizer, vocab_size, width=2):
-    from zerogr_jax.data.training_pairs import docid_token_ids, eos_id_of
+    from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of
 
     eos = eos_id_of(tokenizer)
     return build_trie([t + [eos] for t in docid_token_ids(tokenizer, DOCIDS)], eos_id=eos, vocab_size=vocab_size,
@@ -82,7 +82,7 @@ def test_search_loads_the_indexers_trie_only_when_it_fits(tokenizer, tmp_path, m
 
     from zerogr_jax import search as search_mod
     from zerogr_jax.data import beir
-    from zerogr_jax.data.training_pairs import load_index
+    from zerogr_jax.retrieval_contract import load_index
     from zerogr_jax.indexing import index_builder
 
     docs = [beir.Document(f"d{i}", "", text) for i, text in enumerate(DOCIDS)]

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 # with exit status 2; `--debug` shows the traceback. Looked up among the loaded modules: a command that never
 # imported a module cannot have raised its error.
 KNOWN_ERRORS = (("zerogr_jax.data.beir", "BeirFormatError"), ("zerogr_jax.evaluation.runfile", "RunFormatError"),
-                ("zerogr_jax.data.training_pairs", "IndexFormatError"), ("zerogr_jax.config", "ConfigError"),
+                ("zerogr_jax.retrieval_contract", "IndexFormatError"), ("zerogr_jax.config", "ConfigError"),
                 ("zerogr_jax.workdir_lock", "WorkdirBusyError"),
                 ("zerogr_jax.indexing.index_builder", "IncompleteIndexError"))
 

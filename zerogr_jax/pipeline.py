@@ -193,7 +193,7 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
 
     # 3. search + evaluate
     t0 = time.perf_counter()
-    from zerogr_jax.data.training_pairs import load_index
+    from zerogr_jax.retrieval_contract import load_index
     from zerogr_jax.models.loading import load_model
     from zerogr_jax.search import build_index_trie, search
 

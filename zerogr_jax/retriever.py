@@ -42,7 +42,7 @@ class Retriever:
              model: str | os.PathLike | None = None, config: SearchConfig | None = None,
              read_titles: bool = True) -> "Retriever":
         """From a `zerogr run` workdir (index/, train/model, results.json) or an explicit index and model."""
-        from zerogr_jax.data.training_pairs import load_index
+        from zerogr_jax.retrieval_contract import load_index
         from zerogr_jax.models.loading import load_model
 
         work = pathlib.Path(workdir) if workdir is not None else None

@@ -1,6 +1,6 @@
 """Search: queries -> trie-constrained docid decoding -> ranked document ids -> TREC run.
 
-The retriever prompt is built exactly as in training (`data.training_pairs.PromptBuilder`), and the trie from the
+The retriever prompt is built exactly as in training (`retrieval_contract.PromptBuilder`), and the trie from the
 index's docids tokenized exactly as the training labels (`docid_token_ids` + EOS), so a trained retriever and its
 trie always agree. A document's score is 1 / (rank + 1) of the iteration that produced its docid (ZeroGR);
 documents sharing one docid get the same rank and score, in corpus order.
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zerogr_jax import decoding, tokenization
-from zerogr_jax.data.training_pairs import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
+from zerogr_jax.retrieval_contract import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
 from zerogr_jax.models import llama
 from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents, npz_content_sha256
 

@@ -18,7 +18,7 @@ info = distributed.initialize()
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: conftest's tiny model
 
 from conftest import tiny_smollm2_vocab_llama  # noqa: E402
-from zerogr_jax.data.training_pairs import docid_token_ids, eos_id_of  # noqa: E402
+from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of  # noqa: E402
 from zerogr_jax.models.loading import resolve_source  # noqa: E402
 from zerogr_jax.search import SearchConfig, search_across_processes  # noqa: E402
 from zerogr_jax.tokenization import load_tokenizer  # noqa: E402

@@ -19,8 +19,8 @@ Labels are stored as a short *label window* rather than a `[N, T]` mask: `target
 logits predict `labels[n, l]`. The train step gathers only those hidden states before the LM head, so the head (a
 large matmul for a 49K vocabulary) runs on ~16 positions per row instead of T.
 
-The prompt text is built by `PromptBuilder`; search must build its prompts the same way (same template, same cuts),
-so it is public.
+The index reader, the prompt (`PromptBuilder`) and the docid tokens are the retriever contract that indexing, training
+and search share: they live in `zerogr_jax/retrieval_contract.py` (and are re-exported here).
 
 **Shared prefixes.** Every example of a collection starts with the same tokens: the chat template's system turn and
 the user turn up to and including the instruction (~50 of ~80 tokens for SmolLM2 and short queries).
@@ -33,23 +33,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
-import pathlib
 from typing import Sequence
 
 import numpy as np
 
-from zerogr_jax.tokenization import chat_prompt, pad_id_of
+from zerogr_jax.retrieval_contract import (  # noqa: F401  (re-exported: the contract's names, as before)
+    QUERY_KINDS, IndexData, IndexFormatError, PromptBuilder, docid_token_ids, eos_id_of, load_index)
+from zerogr_jax.tokenization import pad_id_of
 
 log = logging.getLogger(__name__)
-
-QUERY_KINDS = ("pseudo", "doc_as_query", "span", "title", "keyphrase")
-
-
-class IndexFormatError(ValueError):
-    """An index directory is missing a file or has a malformed row (the message names file and line)."""
-
 
 @dataclasses.dataclass(frozen=True)
 class PairsConfig:
@@ -61,17 +54,6 @@ class PairsConfig:
     heldout_fraction: float = 0.02  # of the pseudo-queries, chosen by a hash of (doc_id, query)
     heldout_max: int = 256  # per collection; the lowest hashes are kept
     weights: tuple[float, ...] = ()  # per index directory, in --index order; () = 1.0 each
-
-
-@dataclasses.dataclass
-class IndexData:
-    """The parts of one index directory that training needs."""
-
-    path: str
-    instruction: str
-    docids: dict[str, str]  # doc_id -> docid
-    queries: list[tuple[str, str, str]]  # (doc_id, query, kind)
-    fingerprint: str  # sha256 of docids.jsonl + queries.jsonl + the instruction
 
 
 @dataclasses.dataclass
@@ -106,99 +88,10 @@ class Examples:
 BATCH_KEYS = ("tokens", "kv_mask", "target_index", "labels", "label_mask", "collection")
 
 
-def _read_jsonl(path: pathlib.Path, required: Sequence[str]) -> list[tuple[int, dict]]:
-    """(line number, row) of every non-empty line; a malformed line raises naming file and line."""
-    if not path.is_file():
-        raise IndexFormatError(f"{path}: missing (is {path.parent} an index directory?)")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise IndexFormatError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            missing = [k for k in required if not isinstance(row.get(k), str)]
-            if missing:
-                raise IndexFormatError(f"{path}:{lineno}: missing or non-string field(s) {missing}")
-            rows.append((lineno, row))
-    return rows
-
-
-def load_index(path: str | pathlib.Path) -> IndexData:
-    """Reads and checks an index directory (every query's doc_id must have a docid)."""
-    root = pathlib.Path(path)
-    manifest_file = root / "manifest.json"
-    if not manifest_file.is_file():
-        raise IndexFormatError(f"{manifest_file}: missing (is {root} an index directory?)")
-    try:
-        manifest = json.loads(manifest_file.read_text("utf-8"))
-    except json.JSONDecodeError as e:
-        raise IndexFormatError(f"{manifest_file}: not valid JSON ({e})") from None
-    instruction = manifest.get("instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise IndexFormatError(f"{manifest_file}: no non-empty string field 'instruction'")
-
-    docids: dict[str, str] = {}
-    for _, row in _read_jsonl(root / "docids.jsonl", ("doc_id", "docid")):
-        docids[row["doc_id"]] = row["docid"]
-    queries = []
-    qfile = root / "queries.jsonl"
-    for lineno, row in _read_jsonl(qfile, ("doc_id", "query")):
-        kind = row.get("kind", "pseudo")
-        if kind not in QUERY_KINDS:
-            raise IndexFormatError(f"{qfile}:{lineno}: kind {kind!r} is not one of {QUERY_KINDS}")
-        if row["doc_id"] not in docids:
-            raise IndexFormatError(f"{qfile}:{lineno}: doc_id {row['doc_id']!r} has no docid in docids.jsonl")
-        queries.append((row["doc_id"], row["query"], kind))
-
-    h = hashlib.sha256()
-    for name in ("docids.jsonl", "queries.jsonl"):
-        h.update((root / name).read_bytes())
-    h.update(instruction.encode())
-    return IndexData(str(root), instruction, docids, queries, h.hexdigest()[:16])
-
-
 def heldout_score(doc_id: str, query: str) -> float:
     """A deterministic number in [0, 1) per (doc_id, query): held out iff below the held-out fraction."""
     digest = hashlib.sha256(f"{doc_id}\x1f{query}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
-
-
-class PromptBuilder:
-    """Chat-formatted retrieval prompts: instruction and query each cut to a token budget, then templated."""
-
-    def __init__(self, tokenizer, instruction_max_tokens: int = 64, query_max_tokens: int = 64):
-        self.tokenizer = tokenizer
-        self.instruction_max_tokens = instruction_max_tokens
-        self.query_max_tokens = query_max_tokens
-
-    def _cut(self, texts: Sequence[str], budget: int) -> list[str]:
-        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
-        # Re-decoding only the texts that were cut keeps every other text byte-identical.
-        return [self.tokenizer.decode(i[:budget]) if len(i) > budget else t for t, i in zip(texts, ids)]
-
-    def texts(self, instruction: str, queries: Sequence[str]) -> list[str]:
-        (inst,) = self._cut([instruction], self.instruction_max_tokens)
-        cut = self._cut(queries, self.query_max_tokens)
-        return [chat_prompt(self.tokenizer, [{"role": "user", "content": f"{inst}\n{q}"}]) for q in cut]
-
-    def ids(self, instruction: str, queries: Sequence[str]) -> list[list[int]]:
-        texts = self.texts(instruction, queries)
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-
-
-def eos_id_of(tokenizer) -> int:
-    """The token that ends an assistant turn (<|im_end|> for SmolLM2, <|eot_id|> for Llama-3 instruct)."""
-    if tokenizer.eos_token_id is None:
-        raise ValueError("tokenizer has no eos token: cannot end the docid")
-    return int(tokenizer.eos_token_id)
-
-
-def docid_token_ids(tokenizer, docids: Sequence[str]) -> list[list[int]]:
-    """Docid token ids as the assistant turn holds them (no special tokens, no leading space), without EOS."""
-    return tokenizer(list(docids), add_special_tokens=False)["input_ids"] if docids else []
 
 
 def _round_up(x: int, m: int) -> int:

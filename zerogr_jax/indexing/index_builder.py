@@ -112,10 +112,10 @@ class DocidTokenizer:
 
 
 def hf_docid_tokenizer(tokenizer, name: str = "", vocab_size: int | None = None) -> DocidTokenizer:
-    """Docid tokens exactly as `zerogr_jax.data.training_pairs` builds the retriever's labels (+ EOS).
+    """Docid tokens exactly as `zerogr_jax.retrieval_contract` gives the retriever's labels (+ EOS).
 
     `vocab_size` should be the retriever's logits width (the model config's); default len(tokenizer)."""
-    from zerogr_jax.data.training_pairs import docid_token_ids, eos_id_of
+    from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of
     from zerogr_jax.tokenization import tokenizer_digest
 
     eos = eos_id_of(tokenizer)
