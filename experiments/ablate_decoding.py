@@ -15,7 +15,6 @@ import dataclasses
 import pathlib
 import time
 
-
 from experiments import finished_run
 from experiments import result_files
 from zerogr_jax.evaluation import metrics, runfile

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 import numpy as np
 
 from experiments import result_files

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-
 import jax
 import numpy as np
 

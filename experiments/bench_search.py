@@ -13,7 +13,6 @@ import argparse
 import pathlib
 import time
 
-
 from experiments import finished_run
 from experiments import result_files
 from zerogr_jax.search import SearchConfig, search

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 from experiments import result_files
 from zerogr_jax.data import beir, collections
 from zerogr_jax.evaluation import metrics, runfile

@@ -5,6 +5,10 @@ the collection), scored beside BM25 alone with paired tests (`compare_runs.compa
 
 Writes, next to the generative run, `bm25.trec` (when it is not there yet) and `zerogr+bm25.trec`, and
 experiments/results/<name>.json: paired tests of the fused run and of the generative run against BM25.
+
+`--weights 0.1,0.3,1` adds runs with the generative run's RRF weight w (BM25's stays 1), `zerogr+bm25.w<w>.trec`,
+each paired against BM25 too. Choosing w on a collection's own test queries would tune to them: use it to see
+whether any weight could help, and pick weights on another collection or on held-out pseudo-queries.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import time
-
 
 from experiments import compare_runs
 from experiments import result_files
@@ -26,6 +29,7 @@ def main(argv=None) -> None:
     ap.add_argument("--collection", required=True)
     ap.add_argument("--run", required=True, help="the generative TREC run")
     ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--weights", default="1", help="comma-separated RRF weights of the generative run (BM25: 1)")
     args = ap.parse_args(argv)
     started = time.time()
     run_path = pathlib.Path(args.run)
@@ -36,12 +40,17 @@ def main(argv=None) -> None:
     if not bm25_path.exists():
         runfile.write_run(bm25_path, bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=100),
                           tag="bm25")
-    fused = reciprocal_rank_fusion([runfile.read_run(run_path), runfile.read_run(bm25_path)])
-    runfile.write_run(fused_path, fused, tag="zerogr+bm25-rrf")
-    out = compare_runs.compare(args.collection, str(bm25_path), [str(fused_path), str(run_path)])
+    generative, lexical = runfile.read_run(run_path), runfile.read_run(bm25_path)
+    fused_paths = []
+    for w in [float(x) for x in args.weights.split(",") if x.strip()]:
+        path = fused_path if w == 1.0 else fused_path.with_name(f"zerogr+bm25.w{w:g}.trec")
+        runfile.write_run(path, reciprocal_rank_fusion([generative, lexical], weights=[w, 1.0]), tag="zerogr+bm25-rrf")
+        fused_paths.append(str(path))
+    out = compare_runs.compare(args.collection, str(bm25_path), [*fused_paths, str(run_path)])
     result_files.write(args.name, result_files.record(
         f"RRF(zerogr, BM25) and zerogr against BM25 on {args.collection}", out["results"], started=started,
-        extra={"baseline": str(bm25_path), "queries": out["queries"], "fusion": "rrf k=60, equal weights"}))
+        extra={"baseline": str(bm25_path), "queries": out["queries"],
+               "fusion": f"rrf k=60, generative weights {args.weights}, BM25 weight 1"}))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import statistics
 import sys
 import time
 
-
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.data.beir import iter_corpus
 from zerogr_jax.indexing.docid_rules import candidate_words

@@ -20,7 +20,6 @@ import os
 import pathlib
 import time
 
-
 from experiments import result_files
 from zerogr_jax import config as config_lib
 from zerogr_jax.pipeline import run_pipeline

@@ -25,7 +25,6 @@ import json
 import pathlib
 import time
 
-
 from experiments import result_files
 from zerogr_jax import config as config_lib
 from zerogr_jax.data import collections

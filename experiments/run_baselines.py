@@ -21,7 +21,6 @@ import shlex
 import sys
 import time
 
-
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.data import beir
 from zerogr_jax.data.collections import COLLECTIONS, collection_dir, default_data_root, get_collection

@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 
-
 from zerogr_jax.atomic_files import atomic_write_text
 from zerogr_jax.data import beir, collections
 

@@ -16,7 +16,6 @@ import json
 import pathlib
 import time
 
-
 from experiments import result_files
 from zerogr_jax import config as config_lib
 from zerogr_jax.atomic_files import atomic_write_json

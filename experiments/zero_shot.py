@@ -18,7 +18,6 @@ import pathlib
 import sys
 import time
 
-
 from experiments import result_files
 from zerogr_jax import config as config_lib
 from zerogr_jax.data.collections import COLLECTIONS

@@ -56,14 +56,15 @@ class SearchConfig:
             raise ConfigError(f"search: num_docids and batch_size must be >= 1 and beam_width >= 0, got "
                               f"{self.num_docids}, {self.batch_size}, {self.beam_width}")
 
-    def make_strategy(self) -> decoding.Strategy:
+    def make_strategy(self, trie_docids: int) -> decoding.Strategy:
+        """The decoding strategy; `trie_docids` (the trie's docid count) is the beam width of "exact"."""
         return {
             "reverse_annealing": lambda: decoding.ReverseAnnealing(self.t_max, self.k, self.m),
             "greedy": decoding.Greedy,
             "fixed_temperature": lambda: decoding.FixedTemperature(self.temperature),
             "nucleus": lambda: decoding.Nucleus(self.top_p, self.temperature),
             "beam": lambda: decoding.BeamSearch(self.beam_width),
-            "exact": lambda: decoding.BeamSearch(1 << 30),  # clipped to the trie's docids in `search`
+            "exact": lambda: decoding.BeamSearch(trie_docids),
         }[self.strategy]()
 
 
@@ -165,9 +166,7 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
     prompts = builder.ids(instruction, [queries[q] for q in qids])
     pad = tokenization.pad_id_of(tokenizer)
     rng = jax.random.key(config.seed)
-    strategy = config.make_strategy()
-    if config.strategy == "exact":
-        strategy = decoding.BeamSearch(trie.num_docids)
+    strategy = config.make_strategy(trie.num_docids)
     run: dict[str, dict[str, float]] = {}
     bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
                disable=not progress)
@@ -236,7 +235,7 @@ def search_across_processes(cfg: llama.LlamaConfig, params, tokenizer, trie: Tri
         for i in range(n):
             block = runfile.read_run(part_path(i))
             lo, hi = process_block(len(qids), i, n)
-            if sorted(block) != sorted(q for q in qids[lo:hi] if q in block) or set(block) & set(run):
+            if not set(block) <= set(qids[lo:hi]):  # a query without any docid has no line, so <=, not ==
                 raise RuntimeError(f"{part_path(i)}: not the queries of process {i}'s block")
             run.update(block)
         runfile.write_run(out, run, tag=tag)

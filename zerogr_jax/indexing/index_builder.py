@@ -142,8 +142,6 @@ def _canonical(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-
-
 def package_versions() -> dict:
     out = {"python": platform.python_version()}
     for pkg in ("zerogr-jax", "jax", "jaxlib", "flax", "transformers", "tokenizers", "numpy", "bm25s", "PyStemmer"):
@@ -618,8 +616,7 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         if isinstance(default, bool):
             parser.add_argument(flag, action="store_true", **kwargs)
         else:
-            parser.add_argument(flag, type=float if isinstance(default, float) else int if f.name != "docid_scheme"
-                                else str, default=default, **kwargs)
+            parser.add_argument(flag, type=int if default is None else type(default), default=default, **kwargs)
     parser.add_argument("--model", default="smollm2-135m-instruct", help="docid / query generator (name or path)")
     parser.add_argument("--trie-tokenizer", default=None,
                         help="model whose tokenizer tokenizes docids for the trie (default: --model)")
