@@ -117,3 +117,30 @@ def test_exact_strategy_is_a_beam_as_wide_as_the_trie(tokenizer):
                    SearchConfig(num_docids=3, batch_size=2, **kw), progress=False)
             for kw in ({"strategy": "exact"}, {"strategy": "beam", "beam_width": len(DOCIDS)})]
     assert runs[0] == runs[1] and all(len(r) == 3 for r in runs[0].values())
+
+
+def test_prior_weight_ranks_by_the_corrected_log_probability(tokenizer):
+    """strategy=exact + prior_weight=w: the K docids with the best log p(d | q) - w log p(d | empty query), each
+    side scored independently by teacher forcing (`docid_scoring`) over the full vocabulary."""
+    from zerogr_jax import decoding
+    from zerogr_jax.config import ConfigError
+    from zerogr_jax.docid_scoring import score_all_docids
+    from zerogr_jax.retrieval_contract import PromptBuilder
+
+    cfg, params = tiny_smollm2_vocab_llama(seed=2)
+    trie = docid_trie(tokenizer, cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
+    queries = {"q1": "transition of boundary layers", "q2": "flutter of panels"}
+    builder, model = PromptBuilder(tokenizer), decoding.LlamaStepModel(cfg)
+    score = lambda text: score_all_docids(model, params, builder.ids("find the abstract", [text])[0], trie,
+                                          trie.to_device(), pad_id=0)
+    prior = score("")
+    for w in (0.5, 1.0):
+        run = search(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract",
+                     SearchConfig(num_docids=3, batch_size=2, strategy="exact", prior_weight=w), progress=False)
+        for qid, text in queries.items():
+            want = np.argsort(-(score(text) - w * prior), kind="stable")[:3]
+            got = sorted(run[qid], key=run[qid].get, reverse=True)
+            assert got == [doc_ids[int(trie.documents(int(u))[0])] for u in want]
+    with pytest.raises(ConfigError, match="prior_weight"):
+        SearchConfig(strategy="reverse_annealing", prior_weight=1.0)

@@ -46,12 +46,20 @@ class SearchConfig:
     batch_size: int = 32
     seed: int = 0
     restrict_head: bool = True  # decode over the docid tokens only (compact vocabulary; same logits, less compute)
+    # beam / exact: rank the max(K, beam_width) candidates by log p(d | query) - prior_weight * log p(d | no query)
+    # (`docid_scoring`: the docid prior, scored once per search for every docid); 0 = the plain log-probability
+    prior_weight: float = 0.0
 
     def __post_init__(self):  # checked when the config is made (a config file, an override), not after training
         from zerogr_jax.config import ConfigError
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"search.strategy={self.strategy!r}: must be one of {list(STRATEGIES)}")
+        if self.prior_weight and self.strategy not in ("beam", "exact"):
+            raise ConfigError(f"search.prior_weight={self.prior_weight}: rescoring needs strategy 'beam' or 'exact' "
+                              f"(got {self.strategy!r})")
+        if self.prior_weight < 0:
+            raise ConfigError(f"search.prior_weight must be >= 0, got {self.prior_weight}")
         if self.num_docids < 1 or self.batch_size < 1 or self.beam_width < 0:
             raise ConfigError(f"search: num_docids and batch_size must be >= 1 and beam_width >= 0, got "
                               f"{self.num_docids}, {self.batch_size}, {self.beam_width}")
@@ -143,10 +151,27 @@ def build_index_trie(index: IndexData, tokenizer, vocab_size: int) -> tuple[Trie
     return build_trie(tokens, eos_id=eos, vocab_size=vocab_size), doc_ids
 
 
-def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
-           queries: dict[str, str], instruction: str, config: SearchConfig = SearchConfig(), *,
-           mesh=None, progress: bool = True, key_offset: int = 0) -> dict[str, dict[str, float]]:
-    """Ranked documents per query: {query_id: {doc_id: score}} with score = 1 / (docid rank + 1).
+@dataclasses.dataclass(frozen=True)
+class Candidates:
+    """What decoding found for a query set, before documents: the pool of docids per query with their scores."""
+
+    qids: list[str]
+    docids: np.ndarray  # [Q, N] int32 docid indices, best first (-1 padding); N = K, or the rescoring pool
+    logprobs: np.ndarray  # [Q, N] float32 constrained log p(docid | query), -inf at padding
+    prior: np.ndarray | None  # [U] float32 log p(docid | empty query) when asked for (prior_weight), else None
+
+
+def pool_size(config: SearchConfig, trie_docids: int) -> int:
+    """Docids decoded per query: K, or with prior_weight the max(K, beam_width) pool (exact: every docid)."""
+    if not config.prior_weight:
+        return config.num_docids
+    return trie_docids if config.strategy == "exact" else min(max(config.num_docids, config.beam_width), trie_docids)
+
+
+def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, queries: dict[str, str],
+                      instruction: str, config: SearchConfig = SearchConfig(), *, mesh=None, progress: bool = True,
+                      key_offset: int = 0, with_prior: bool = False) -> Candidates:
+    """Decodes `pool_size` docids per query (and the docid prior with `config.prior_weight` or `with_prior`).
 
     Query n of `queries` draws its random stream with key fold_in(seed, key_offset + n): a block of a larger query
     set searched alone (one process's share, `search_across_processes`) gets the docids it gets in the whole set."""
@@ -155,19 +180,25 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
     if config.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {config.strategy!r}; choose one of {STRATEGIES}")
     if config.restrict_head:
-        compact, vocab = compact_vocabulary(trie)
-        device_trie = compact.to_device()
+        scored_trie, vocab = compact_vocabulary(trie)
         model, model_params = CompactHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
     else:
-        device_trie = trie.to_device()
-        model, model_params = decoding.LlamaStepModel(cfg), params
+        scored_trie, (model, model_params) = trie, (decoding.LlamaStepModel(cfg), params)
+    device_trie = scored_trie.to_device()
     builder = PromptBuilder(tokenizer)
     qids = list(queries)
     prompts = builder.ids(instruction, [queries[q] for q in qids])
     pad = tokenization.pad_id_of(tokenizer)
     rng = jax.random.key(config.seed)
     strategy = config.make_strategy(trie.num_docids)
-    run: dict[str, dict[str, float]] = {}
+    pool, prior = pool_size(config, trie.num_docids), None
+    if config.prior_weight or with_prior:
+        from zerogr_jax.docid_scoring import score_all_docids
+
+        prior = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
+                                 pad_id=pad)
+    docids = np.full((len(qids), pool), -1, np.int32)
+    logprobs = np.full((len(qids), pool), -np.inf, np.float32)
     bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
                disable=not progress)
     # equal chunks (225 queries at batch 32: 8 x 29, not 7 x 32 + 1 padded to 32), each padded to one fixed size so
@@ -178,16 +209,47 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
         chunk = prompts[start:start + batch_size]
         chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))
         tokens, mask = tokenization.left_pad(chunk, pad, multiple_of=32)
-        ranking = decoding.decode_docids(model, model_params, tokens, mask, device_trie, config.num_docids, rng,
+        ranking = decoding.decode_docids(model, model_params, tokens, mask, device_trie, pool, rng,
                                          strategy, mesh=mesh, key_offset=key_offset + start)
-        docids = np.asarray(ranking.docids)[: len(qids) - start]
-        for qid, ranked in zip(qids[start:start + batch_size], expand_to_documents(trie, docids)):
-            run[qid] = {}
-            for doc_index, rank, _ in ranked:
-                run[qid].setdefault(doc_ids[doc_index], 1.0 / (rank + 1))
-        bar.update(min(batch_size, len(qids) - start))
+        n = min(batch_size, len(qids) - start)
+        docids[start:start + n] = np.asarray(ranking.docids)[:n]
+        logprobs[start:start + n] = np.asarray(ranking.logprobs)[:n]
+        bar.update(n)
     bar.close()
+    return Candidates(qids, docids, logprobs, prior)
+
+
+def rank_documents(trie: TrieHost, doc_ids: Sequence[str], candidates: Candidates, config: SearchConfig
+                   ) -> dict[str, dict[str, float]]:
+    """{query_id: {doc_id: 1 / (docid rank + 1)}}: K docids per query (the pool rescored with the prior first)."""
+    docids = candidates.docids
+    if config.prior_weight:
+        if candidates.prior is None:
+            raise ValueError("search.prior_weight needs candidates decoded with the docid prior")
+        docids = rescore_with_prior(docids, candidates.logprobs, candidates.prior, config.prior_weight)
+    run: dict[str, dict[str, float]] = {}
+    for qid, ranked in zip(candidates.qids, expand_to_documents(trie, docids[:, :config.num_docids])):
+        run[qid] = {}
+        for doc_index, rank, _ in ranked:
+            run[qid].setdefault(doc_ids[doc_index], 1.0 / (rank + 1))
     return run
+
+
+def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
+           queries: dict[str, str], instruction: str, config: SearchConfig = SearchConfig(), *,
+           mesh=None, progress: bool = True, key_offset: int = 0) -> dict[str, dict[str, float]]:
+    """Ranked documents per query: {query_id: {doc_id: score}} with score = 1 / (docid rank + 1)
+    (`decode_candidates`, then `rank_documents`)."""
+    candidates = decode_candidates(cfg, params, tokenizer, trie, queries, instruction, config, mesh=mesh,
+                                   progress=progress, key_offset=key_offset)
+    return rank_documents(trie, doc_ids, candidates, config)
+
+
+def rescore_with_prior(docids: np.ndarray, logprobs: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
+    """[B, N] docids re-ranked by logprob - weight * prior[docid] (stable; -1 padding stays last)."""
+    score = np.where(docids >= 0, logprobs - weight * prior[np.maximum(docids, 0)], -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")
+    return np.take_along_axis(docids, order, axis=1)
 
 
 def process_block(num_queries: int, process_index: int, process_count: int) -> tuple[int, int]:

@@ -1,0 +1,80 @@
+"""Teacher-forced docid scoring equals brute-force constrained log-probabilities (whole sequence, no cache) and the
+exact beam's scores; the prior rescoring re-ranks a candidate pool by log p(d | q) - w log p(d | no query)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zerogr_jax import decoding
+from zerogr_jax.docid_scoring import docid_paths, score_all_docids
+from zerogr_jax.models import llama
+from zerogr_jax.search import rescore_with_prior
+from zerogr_jax.tokenization import left_pad
+from zerogr_jax.trie import build_trie
+
+V, EOS = 24, 1
+CFG = llama.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                        num_kv_heads=2, head_dim=8, tie_word_embeddings=True, max_position_embeddings=64)
+
+
+def corpus(n=40, seed=3):
+    rng = np.random.default_rng(seed)
+    seqs = {tuple(rng.integers(2, V, rng.integers(1, 6)).tolist()) + (EOS,) for _ in range(n)}
+    return [list(s) for s in sorted(seqs)]
+
+
+def brute_force(params, prompt, host):
+    """Per docid: the whole prompt + docid run without a cache, each token's log-softmax over the node's children."""
+    children = {}
+    for n in range(1, host.num_nodes):
+        children.setdefault(int(host.parent[n]), []).append(int(host.node_token[n]))
+    out = []
+    for u in range(host.num_docids):
+        tokens = host.docid_tokens(u)
+        seq = np.asarray([prompt + tokens], np.int32)
+        logits = np.asarray(llama.forward(params, CFG, seq, jnp.arange(seq.shape[1])[None])[0][0])
+        node, total = 0, 0.0
+        for j, t in enumerate(tokens):
+            row = logits[len(prompt) - 1 + j]
+            allowed = children[node]
+            total += row[t] - np.log(np.exp(row[allowed] - row[allowed].max()).sum()) - row[allowed].max()
+            node = next(c for c in range(1, host.num_nodes)
+                        if host.parent[c] == node and host.node_token[c] == t)
+        out.append(total)
+    return np.asarray(out)
+
+
+def test_docid_paths_walk_every_docid():
+    host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)
+    nodes, from_nodes = docid_paths(host)
+    for u in range(host.num_docids):
+        real = nodes[u][nodes[u] >= 0]
+        assert host.node_token[real].tolist() == host.docid_tokens(u)
+        assert real[-1] == host.docid_leaf[u] and from_nodes[u][0] == 0
+        assert from_nodes[u][1:len(real)].tolist() == real[:-1].tolist()
+
+
+def test_teacher_forced_scores_equal_brute_force_and_the_exact_beam():
+    params = llama.init_params(CFG, jax.random.key(0))
+    params["embedding"] = params["embedding"] * 20.0  # spread the logits
+    host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)  # width 3: the root uses a bitmask row
+    assert host.bitmask.shape[0] >= 1
+    prompt = [5, 9, 2, 17]
+    model = decoding.LlamaStepModel(CFG)
+    got = score_all_docids(model, params, prompt, host, host.to_device(), chunk=16)  # 16: a padded last chunk
+    np.testing.assert_allclose(got, brute_force(params, prompt, host), rtol=1e-4, atol=1e-4)
+
+    tokens, mask = left_pad([prompt], 0, multiple_of=32)
+    exact = jax.device_get(decoding.decode_docids(model, params, tokens, mask, host.to_device(), host.num_docids,
+                                                  jax.random.key(0), decoding.BeamSearch(host.num_docids)))
+    np.testing.assert_allclose(got[exact.docids[0]], exact.logprobs[0], rtol=1e-4, atol=1e-4)
+
+
+def test_rescore_with_prior_sorts_by_the_corrected_score():
+    docids = np.array([[3, 0, 2, -1], [1, 2, 0, 3]])
+    logprobs = np.array([[-1.0, -2.0, -2.5, -np.inf], [-0.5, -0.6, -3.0, -4.0]])
+    prior = np.array([-1.0, -3.0, -0.5, -9.0])
+    out = rescore_with_prior(docids, logprobs, prior, 1.0)
+    # row 0: 3 -> 8.0, 0 -> -1.0, 2 -> -2.0; row 1: 1 -> 2.5, 2 -> -0.1, 0 -> -2.0, 3 -> 5.0
+    assert out.tolist() == [[3, 0, 2, -1], [3, 1, 2, 0]]
+    assert rescore_with_prior(docids, logprobs, prior, 0.0).tolist() == docids.tolist()
