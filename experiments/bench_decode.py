@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
-from zerogr_jax import atomic_files, decoding
+from zerogr_jax import atomic_files, decoding, sampling
 from zerogr_jax.models.loading import load_model
 from zerogr_jax.tokenization import left_pad
 from zerogr_jax.trie import build_trie
@@ -85,7 +85,7 @@ def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *,
         if constrained:
             d = jnp.minimum(j % (depth - 1), trie.max_depth - 1)
             allowed = decoding.remove_exhausted(trie, decoding.children_mask(trie, node), node, paths, d)
-            logits = jnp.where(allowed, logits, decoding.NEG_INF)
+            logits = jnp.where(allowed, logits, sampling.NEG_INF)
         token = jax.vmap(jax.random.categorical)(keys, logits).astype(jnp.int32)
         logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), token[:, None], -1)[:, 0]
         if constrained:
@@ -111,7 +111,7 @@ def _constraint_loop(trie, logits, rng, n_steps, *, k: int):
         keys = jax.vmap(lambda key: jax.random.fold_in(key, j))(keys0)
         d = jnp.minimum(j % trie.max_depth, trie.max_depth - 1)
         allowed = decoding.remove_exhausted(trie, decoding.children_mask(trie, node), node, paths, d)
-        masked = jnp.where(allowed, logits + total[:, None], decoding.NEG_INF)
+        masked = jnp.where(allowed, logits + total[:, None], sampling.NEG_INF)
         token = jax.vmap(jax.random.categorical)(keys, masked).astype(jnp.int32)
         child = decoding.child_by_token(trie, node, token)
         return jnp.where(trie.node_docid[child] >= 0, 0, child), total + masked[jnp.arange(b), token] * 1e-9

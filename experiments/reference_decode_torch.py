@@ -19,7 +19,7 @@ import time
 
 from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
 from zerogr_jax.decoding import reverse_annealing_temperatures
-from zerogr_jax.decoding_reference import dict_trie, remove_path
+from experiments.reference_trie import dict_trie, remove_path
 
 
 def load_torch_model(dtype: str = "float32"):

@@ -17,7 +17,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from decoding_stub import HashStubModel, stub_params  # noqa: E402
 
 from zerogr_jax import decoding  # noqa: E402
-from zerogr_jax import decoding_reference as ref  # noqa: E402
+import decoding_reference as ref  # noqa: E402
 from zerogr_jax.tokenization import left_pad  # noqa: E402
 from zerogr_jax.trie import TrieHost, build_trie  # noqa: E402
 

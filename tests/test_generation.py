@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zerogr_jax import generation, tokenization
+from zerogr_jax import generation, sampling, tokenization
 from zerogr_jax.models import llama
 
 PROMPTS = [[5, 17, 3, 88, 42], [9, 4], [60, 61, 62, 63, 64, 65, 66]]
@@ -85,19 +85,19 @@ def test_sampling_is_deterministic_given_key_and_varies_across_keys(tiny_model):
 
 def test_top_p_and_top_k_filters():
     logits = jnp.log(jnp.asarray([[0.5, 0.3, 0.15, 0.05], [0.4, 0.3, 0.2, 0.1]]))
-    kept = generation.filter_top_k_top_p(logits, jnp.asarray([0, 2]), jnp.asarray([0.7, 1.0])) > -1e29
+    kept = sampling.filter_top_k_top_p(logits, jnp.asarray([0, 2]), jnp.asarray([0.7, 1.0])) > -1e29
     np.testing.assert_array_equal(kept, [[True, True, False, False], [True, True, False, False]])
-    none = generation.filter_top_k_top_p(logits, jnp.asarray([0, 0]), jnp.asarray([1.0, 1.0]))
+    none = sampling.filter_top_k_top_p(logits, jnp.asarray([0, 0]), jnp.asarray([1.0, 1.0]))
     np.testing.assert_array_equal(none, logits)
 
 
 def test_inverse_cdf_draws_follow_the_distribution_and_never_masked_tokens():
-    # 4 rows x 20K draws of a 6-token distribution with masked (-1e30) tokens at both ends and between; Pearson
+    # 4 rows x 20K draws of a 6-token distribution with masked (NEG_INF) tokens at both ends and between; Pearson
     # chi-square per row against the softmax (5 dof: p < 1e-4 beyond 25.7), plus the tail rule
     probs = np.asarray([0.0, 0.4, 0.25, 0.0, 0.2, 0.15])
-    logits = jnp.where(probs > 0, jnp.log(jnp.maximum(probs, 1e-12)), generation.NEG_INF)
+    logits = jnp.where(probs > 0, jnp.log(jnp.maximum(probs, 1e-12)), sampling.NEG_INF)
     n = 20_000
-    draws = jax.jit(jax.vmap(lambda k: generation.draw_categorical(k, jnp.broadcast_to(logits, (4, 6)))))(
+    draws = jax.jit(jax.vmap(lambda k: sampling.draw_categorical(k, jnp.broadcast_to(logits, (4, 6)))))(
         jax.random.split(jax.random.key(0), n))  # [n, 4]
     draws = np.asarray(draws)
     assert not np.isin(draws, [0, 3]).any()
@@ -116,7 +116,7 @@ class BanTokens:
         return jnp.zeros((batch,), jnp.int32)
 
     def process(self, state, logits):
-        return logits.at[:, jnp.asarray(self.banned)].set(-1e30)
+        return logits.at[:, jnp.asarray(self.banned)].set(sampling.NEG_INF)
 
     def advance(self, state, tokens):
         return state + 1

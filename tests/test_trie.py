@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from zerogr_jax import decoding
-from zerogr_jax.decoding_reference import dict_trie
+from experiments.reference_trie import dict_trie
 from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents
 
 V, EOS = 20, 1

@@ -19,7 +19,8 @@ Log-probability of a docid = sum over its tokens of log_softmax(logits masked to
 temperature 1, i.e. the model's probability of the docid under the constraint (and the removals) at the moment
 it was produced, independent of the sampling temperature or nucleus used to pick it.
 
-PRNG stream (shared with `decoding_reference.py`): query b uses key_b = fold_in(rng, b); iteration i, token j
+PRNG stream (shared with the plain-Python oracle `tests/decoding_reference.py`): query b uses
+key_b = fold_in(rng, b); iteration i, token j
 draws with fold_in(fold_in(key_b, i), j) via `jax.random.categorical(key, masked_logits / t_i)` (after the
 nucleus filter when top_p < 1); t_i == 0 is argmax. A query's docids do not depend on the other queries in the
 batch, nor on how the batch is sharded.
@@ -38,9 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from zerogr_jax.sampling import NEG_INF, nucleus_filter
 from zerogr_jax.trie import Trie
-
-NEG_INF = -jnp.inf
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -235,15 +235,6 @@ class DocidRanking:
 # ----------------------------------------------------------------------------------------------------------------
 # Sampling with removal (reverse annealing, greedy, fixed temperature, nucleus)
 # ----------------------------------------------------------------------------------------------------------------
-def nucleus_filter(logits: jax.Array, top_p: jax.Array) -> jax.Array:
-    """Keeps the smallest set of highest logits whose probability mass reaches top_p (at least the top one)."""
-    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]  # [R, V] descending
-    probs = jax.nn.softmax(sorted_logits, axis=-1)
-    before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above each sorted token
-    cutoff = jnp.min(jnp.where(before < top_p, sorted_logits, jnp.inf), axis=-1, keepdims=True)
-    return jnp.where(logits >= cutoff, logits, NEG_INF)
-
-
 def sample_tokens(keys: jax.Array, masked: jax.Array, temperature: jax.Array, top_p: jax.Array,
                   use_top_p: bool) -> jax.Array:
     """[R] tokens from masked logits [R, V]: argmax if temperature == 0, else categorical(key_r, masked / t)."""

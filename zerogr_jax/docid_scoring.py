@@ -25,6 +25,7 @@ import numpy as np
 
 from zerogr_jax import decoding, generation
 from zerogr_jax.models import llama
+from zerogr_jax.sampling import NEG_INF
 from zerogr_jax.trie import Trie, TrieHost
 
 
@@ -70,7 +71,7 @@ def _score_rows(model: decoding.StepModel, params, prompt_tokens, prompt_mask, t
                               model.head(params, hid.reshape(c * (length - 1), -1)).reshape(c, length - 1, -1)],
                              axis=1)  # [C, L, V']
     allowed = decoding.children_mask(trie, jnp.maximum(from_nodes, 0).reshape(-1)).reshape(logits.shape)
-    logp = jax.nn.log_softmax(jnp.where(allowed, logits, -jnp.inf), axis=-1)
+    logp = jax.nn.log_softmax(jnp.where(allowed, logits, NEG_INF), axis=-1)
     picked = jnp.take_along_axis(logp, jnp.maximum(tokens, 0)[..., None], axis=-1)[..., 0]  # [C, L]
     return jnp.sum(jnp.where(real, picked, 0.0), axis=1)
 

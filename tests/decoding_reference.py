@@ -3,7 +3,7 @@
 One query at a time, one docid at a time, one token at a time: a nested-dict trie, copied per query, from which
 each produced docid is deleted (empty branches pruned); the model is called on the whole sequence so far, without
 any cache. It follows the PRNG stream documented in `decoding.py`, so the compiled decoder must reproduce its
-docids exactly. Slow by design; for tests.
+docids exactly. Slow by design: a test oracle, kept under tests/.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from experiments.reference_trie import dict_trie, remove_path
 
 LogitsFn = Callable[[list[int]], np.ndarray]  # whole token sequence (prompt + docid prefix) -> next logits [V]
 
@@ -24,27 +26,6 @@ def _draw(key_b, i, j, masked, t):
 
 
 _log_softmax = jax.jit(jax.nn.log_softmax)
-
-
-def dict_trie(docids: Sequence[Sequence[int]]) -> dict:
-    root: dict = {}
-    for seq in docids:
-        node = root
-        for t in seq:
-            node = node.setdefault(int(t), {})
-    return root
-
-
-def remove_path(trie: dict, seq: Sequence[int]) -> None:
-    """Deletes a complete docid and prunes the branches it leaves empty."""
-    stack, node = [], trie
-    for t in seq:
-        stack.append((node, t))
-        node = node[t]
-    for parent, t in reversed(stack):
-        if parent[t]:
-            break
-        del parent[t]
 
 
 def reference_iterative_topk(logits_fn: LogitsFn, prompts: Sequence[Sequence[int]],
