@@ -140,3 +140,21 @@ def test_index_settings_are_declared_once():
     flags = ib.add_index_arguments(argparse.ArgumentParser()).parse_args(
         ["--out", "x", "--query-temperature", "0.7", "--title-queries"])
     assert flags.query_temperature == 0.7 and flags.title_queries is True
+
+
+def test_stage_configs_are_typed_and_checked():
+    # `zerogr train` is TrainStageConfig read from the command line: its argv() reads back to the same config
+    from zerogr_jax.search import SearchStageConfig
+    from zerogr_jax.train_loop import TrainStageConfig
+
+    stage = TrainStageConfig(config="c.py", indexes=("a", "b"), workdir="w", overrides=("train.lr=1e-4",),
+                             resume=True, progress=False)
+    assert TrainStageConfig.from_argv(stage.argv()) == stage
+    plain = TrainStageConfig(config="c.py", indexes=("a",), workdir="w")
+    assert TrainStageConfig.from_argv(plain.argv()) == plain
+    with pytest.raises(config_lib.ConfigError, match="index"):
+        TrainStageConfig(config="c.py", indexes=(), workdir="w")
+    with pytest.raises(config_lib.ConfigError, match="one of them"):
+        SearchStageConfig(index="i", retriever="m", out="r.trec", collection="med", queries="q.jsonl")
+    with pytest.raises(config_lib.ConfigError, match="one of them"):
+        SearchStageConfig(index="i", retriever="m", out="r.trec")

@@ -142,7 +142,7 @@ def test_deterministic_given_key_and_independent_of_batch_mates():
     other = decode(host, PROMPTS, 12)
     assert not np.array_equal(other.docids, a.docids)  # 12 of 40 docids sampled at t > 0: a repeat is ~impossible
     compiled = decoding._iterative_jit._cache_size()
-    hotter = decode(host, PROMPTS, 11, decoding.ReverseAnnealing(t_max=3.0, k=5.0, m=0.2))
+    hotter = decode(host, PROMPTS, 11, decoding.ReverseAnnealing(t_max=3.0, sigmoid_k=5.0, m=0.2))
     assert decoding._iterative_jit._cache_size() == compiled, "a new schedule must not recompile"
     np.testing.assert_array_equal(hotter.docids[:, 0], a.docids[:, 0])  # t_0 = 0 whatever the schedule
 

@@ -78,3 +78,15 @@ def test_rescore_with_prior_sorts_by_the_corrected_score():
     # row 0: 3 -> 8.0, 0 -> -1.0, 2 -> -2.0; row 1: 1 -> 2.5, 2 -> -0.1, 0 -> -2.0, 3 -> 5.0
     assert out.tolist() == [[3, 0, 2, -1], [3, 1, 2, 0]]
     assert rescore_with_prior(docids, logprobs, prior, 0.0).tolist() == docids.tolist()
+
+
+def test_scoring_a_subset_equals_scoring_all():
+    from zerogr_jax.docid_scoring import score_docids
+
+    params = llama.init_params(CFG, jax.random.key(1))
+    host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)
+    model, prompt = decoding.LlamaStepModel(CFG), [7, 3, 11]
+    every = score_all_docids(model, params, prompt, host, host.to_device(), chunk=8)
+    subset = np.asarray([5, 0, 5, host.num_docids - 1, 2])  # any order, repeats
+    got = score_docids(model, params, prompt, host, host.to_device(), subset, chunk=3)
+    np.testing.assert_allclose(got, every[subset], rtol=1e-5, atol=1e-5)

@@ -108,6 +108,15 @@ def test_main_job_end_to_end_and_resume(tmp_path):
         assert all(h.title == TOPICS[int(h.doc_id[1:])][0] and h.docid for h in query_hits)
         assert [h.rank for h in query_hits] == sorted(h.rank for h in query_hits)
 
+    # the search stage as a typed function (what `zerogr search --queries` runs) writes the pipeline's run exactly
+    from zerogr_jax.search import SearchStageConfig, run_search
+
+    stage = run_search(SearchStageConfig(index=str(work / "index"), retriever=str(work / "train" / "model"),
+                                         out=str(tmp_path / "stage.trec"), queries=str(corpus / "queries.jsonl"),
+                                         search=config.search, progress=False))
+    assert stage.queries == len(QUERIES) and stage.run == run
+    assert (tmp_path / "stage.trec").read_bytes() == (work / "run.trec").read_bytes()
+
     # rerun: every stage resumes from its outputs (no new checkpoint step, the same run file), same numbers
     train_manifest = (work / "train" / "manifest.json").read_text()
     run_bytes, run_mtime = (work / "run.trec").read_bytes(), (work / "run.trec").stat().st_mtime_ns

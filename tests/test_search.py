@@ -144,3 +144,37 @@ def test_prior_weight_ranks_by_the_corrected_log_probability(tokenizer):
             assert got == [doc_ids[int(trie.documents(int(u))[0])] for u in want]
     with pytest.raises(ConfigError, match="prior_weight"):
         SearchConfig(strategy="reverse_annealing", prior_weight=1.0)
+
+
+def test_candidate_scores_equal_the_exact_beam_and_follow_shared_docids(tokenizer):
+    """BM25-candidate scoring (fusion rows) gives each candidate its docid's exact constrained log-probability —
+    the score of the beam as wide as the trie — and the docid prior; documents sharing a docid share a score."""
+    from zerogr_jax.candidate_scoring import document_docids, score_candidates
+    from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of
+    from zerogr_jax.search import decode_candidates
+
+    cfg, params = tiny_smollm2_vocab_llama(seed=3)
+    eos = eos_id_of(tokenizer)
+    texts = DOCIDS + [DOCIDS[2]]  # d8 shares d2's docid
+    trie = build_trie([t + [eos] for t in docid_token_ids(tokenizer, texts)], eos_id=eos, vocab_size=cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(texts))]
+    docid_of = document_docids(trie)
+    assert docid_of[2] == docid_of[8] and len(set(docid_of.tolist())) == len(DOCIDS)
+    queries = {"q1": "panel flutter", "q2": "heat transfer at hypersonic speed"}
+    candidates = {"q1": ["d5", "d2", "d8", "d0", "d5"], "q2": ["d7"]}
+    got = score_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract", candidates,
+                           chunk=4, progress=False)  # 4: q1's 3 unique docids padded to one chunk
+    exact = decode_candidates(cfg, params, tokenizer, trie, queries, "find the abstract",
+                              SearchConfig(num_docids=trie.num_docids, strategy="exact", batch_size=2),
+                              progress=False, with_prior=True)
+    for row, qid in enumerate(exact.qids):
+        by_docid = {int(u): float(lp) for u, lp in zip(exact.docids[row], exact.logprobs[row]) if u >= 0}
+        assert sorted(got.logprobs[qid]) == sorted(set(candidates[qid]))
+        for d, lp in got.logprobs[qid].items():
+            np.testing.assert_allclose(lp, by_docid[docid_of[doc_ids.index(d)]], rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(got.prior[d], exact.prior[docid_of[doc_ids.index(d)]], rtol=1e-4, atol=1e-4)
+    assert got.logprobs["q1"]["d2"] == got.logprobs["q1"]["d8"]
+    scores = got.scores(0.5)
+    assert scores["q1"]["d0"] == got.logprobs["q1"]["d0"] - 0.5 * got.prior["d0"]
+    with pytest.raises(KeyError, match="not in the index"):
+        score_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "x", {"q1": ["d99"]}, progress=False)

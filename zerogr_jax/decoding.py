@@ -159,13 +159,15 @@ def child_by_token(trie: Trie, node: jax.Array, token: jax.Array) -> jax.Array:
 # ----------------------------------------------------------------------------------------------------------------
 # Temperature schedules and strategies
 # ----------------------------------------------------------------------------------------------------------------
-def reverse_annealing_temperatures(num_iterations: int, t_max: float = 1.5, k: float = 10.0, m: float = 0.1
+def reverse_annealing_temperatures(num_docids: int, t_max: float = 1.5, sigmoid_k: float = 10.0, m: float = 0.1
                                    ) -> np.ndarray:
-    """t_i = T_max (s(k (i/K - m)) - s(-k m)) / (s(k (1 - m)) - s(-k m)), s = logistic; t_0 = 0 (greedy).
-    Returns [K] float32."""
+    """t_i = T_max (s(k (i/K - m)) - s(-k m)) / (s(k (1 - m)) - s(-k m)), s = logistic, k = `sigmoid_k` (the
+    paper's steepness; K = `num_docids`, the one name for the docids per query); t_0 = 0 (greedy). Returns [K]
+    float32."""
     s = lambda x: 1.0 / (1.0 + np.exp(-x))
-    i = np.arange(num_iterations, dtype=np.float64)
-    t = t_max * (s(k * (i / num_iterations - m)) - s(-k * m)) / (s(k * (1 - m)) - s(-k * m))
+    k = sigmoid_k
+    i = np.arange(num_docids, dtype=np.float64)
+    t = t_max * (s(k * (i / num_docids - m)) - s(-k * m)) / (s(k * (1 - m)) - s(-k * m))
     return np.maximum(t, 0.0).astype(np.float32)
 
 
@@ -174,27 +176,27 @@ class ReverseAnnealing:
     """ZeroGR: iteration i samples at t_i rising from 0 (greedy) towards t_max, docid removed after each."""
 
     t_max: float = 1.5
-    k: float = 10.0
+    sigmoid_k: float = 10.0
     m: float = 0.1
 
-    def temperatures(self, num: int) -> np.ndarray:
-        return reverse_annealing_temperatures(num, self.t_max, self.k, self.m)
+    def temperatures(self, num_docids: int) -> np.ndarray:
+        return reverse_annealing_temperatures(num_docids, self.t_max, self.sigmoid_k, self.m)
 
 
 @dataclasses.dataclass(frozen=True)
 class Greedy:
     """Argmax at every iteration, with removal: the K docids are the successive greedy paths."""
 
-    def temperatures(self, num: int) -> np.ndarray:
-        return np.zeros(num, np.float32)
+    def temperatures(self, num_docids: int) -> np.ndarray:
+        return np.zeros(num_docids, np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
 class FixedTemperature:
     temperature: float = 1.0
 
-    def temperatures(self, num: int) -> np.ndarray:
-        return np.full(num, self.temperature, np.float32)
+    def temperatures(self, num_docids: int) -> np.ndarray:
+        return np.full(num_docids, self.temperature, np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +206,8 @@ class Nucleus:
     top_p: float = 0.9
     temperature: float = 1.0
 
-    def temperatures(self, num: int) -> np.ndarray:
-        return np.full(num, self.temperature, np.float32)
+    def temperatures(self, num_docids: int) -> np.ndarray:
+        return np.full(num_docids, self.temperature, np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -489,8 +491,8 @@ def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Tr
 
 
 def reverse_annealed_topk(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
-                          rng: jax.Array, t_max: float = 1.5, k: float = 10.0, m: float = 0.1, *,
+                          rng: jax.Array, t_max: float = 1.5, sigmoid_k: float = 10.0, m: float = 0.1, *,
                           mesh: Mesh | None = None, key_offset: int = 0) -> DocidRanking:
     """ZeroGR's decoding: K docids per query, iteration i at t_i (see `reverse_annealing_temperatures`)."""
     return decode_docids(model, params, prompt_tokens, prompt_mask, trie, num_docids, rng,
-                         ReverseAnnealing(t_max, k, m), mesh=mesh, key_offset=key_offset)
+                         ReverseAnnealing(t_max, sigmoid_k, m), mesh=mesh, key_offset=key_offset)

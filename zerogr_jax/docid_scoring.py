@@ -82,13 +82,24 @@ def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_
 
     `trie` is `host_trie` on device (the compact one with a compact head); docids run `chunk` at a time, the last
     chunk padded so that one program serves them all."""
+    return score_docids(model, params, prompt, host_trie, trie, np.arange(host_trie.num_docids), chunk=chunk,
+                        pad_id=pad_id)
+
+
+def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie,
+                 docids: np.ndarray, *, chunk: int = 256, pad_id: int = 0,
+                 paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """[N] float32: log p(docid | prompt) under the trie constraint for the docid indices `docids` [N] (any order,
+    repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie."""
     from zerogr_jax.tokenization import left_pad
 
-    nodes, from_nodes = docid_paths(host_trie)
+    nodes, from_nodes = docid_paths(host_trie) if paths is None else paths
+    docids = np.asarray(docids, np.int64)
+    nodes, from_nodes = nodes[docids], from_nodes[docids]
     tokens = np.where(nodes >= 0, host_trie.node_token[np.maximum(nodes, 0)], -1).astype(np.int32)
     prompt_tokens, prompt_mask = left_pad([prompt], pad_id, multiple_of=32)
     u = tokens.shape[0]
-    chunk = min(chunk, u)
+    chunk = max(1, min(chunk, u))
     out = np.empty(u, np.float32)
     for start in range(0, u, chunk):
         t, f = tokens[start:start + chunk], from_nodes[start:start + chunk]

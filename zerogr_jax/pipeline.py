@@ -116,7 +116,7 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.models.embedded import is_embedded_name
     from zerogr_jax.models.loading import source_digest
-    from zerogr_jax.train_loop import load_base_model, train_main
+    from zerogr_jax.train_loop import TrainStageConfig, load_base_model, run_train
 
     work = pathlib.Path(config.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -159,18 +159,15 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     if not config.train_on_target and not config.extra_train_indexes:
         raise ValueError("train_on_target=False needs extra_train_indexes to train on")
     train_indexes = ([str(index_dir)] if config.train_on_target else []) + list(config.extra_train_indexes)
-    argv = ["--config", config.train_config, "--workdir", str(train_dir)]
-    for path in train_indexes:
-        argv += ["--index", path]
-    for o in config.train_overrides:
-        argv += ["--set", o]
+    stage = TrainStageConfig(config=config.train_config, indexes=tuple(train_indexes), workdir=str(train_dir),
+                             overrides=tuple(config.train_overrides), progress=progress)
     # what the trained model depends on: the arguments, the resolved config (a config file may load another), each
     # index's settings and outputs, and the starting model's weights where it is a file or directory of ours (e.g. a
     # retriever trained on other collections first), which can change under the same path
     start = train_exp.model.name
     start_id = {} if is_embedded_name(start) else {"start_model_sha256": source_digest(start)}
     if config.train_retriever:
-        train_inputs = {"argv": list(argv), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
+        train_inputs = {"argv": dataclasses.replace(stage, progress=True).argv(), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
                         "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes], **start_id}
     else:
         train_inputs = {"untrained": config_lib.to_dict(train_exp.model), **start_id}
@@ -183,19 +180,14 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
         timings["train"] = done.get("train_s", float("nan"))
         reused.append("train")
     else:
-        if (train_dir / "manifest.json").exists():
-            argv.append("--resume")
-        if not progress:
-            argv.append("--no-progress")
-        train_main(argv)
+        run_train(dataclasses.replace(stage, resume=(train_dir / "manifest.json").exists()))
         timings["train"] = time.perf_counter() - t0
         atomic_write_json(done_path, {"key": train_key, "inputs": train_inputs, "train_s": round(timings["train"], 1)})
 
     # 3. search + evaluate
     t0 = time.perf_counter()
-    from zerogr_jax.retrieval_contract import load_index
     from zerogr_jax.models.loading import load_model
-    from zerogr_jax.search import build_index_trie, search
+    from zerogr_jax.search import search_index
 
     # the run is reused when it was made by this search config, model and query set
     run_key = _sha256_json([dataclasses.asdict(config.search), sorted(queries), train_key])
@@ -211,11 +203,8 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
             retriever_cfg, retriever_params = retriever.cfg, retriever.params
         else:
             retriever, retriever_cfg, retriever_params = load_base_model(train_exp)
-        index = load_index(index_dir)
-        trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever_cfg.vocab_size)
-        run = search(retriever_cfg, retriever_params, retriever.tokenizer, trie, doc_ids, queries,
-                     index.instruction, config.search, progress=progress)
-        runfile.write_run(run_path, run, tag=f"zerogr-{config.search.strategy}")
+        run = search_index(index_dir, retriever_cfg, retriever_params, retriever.tokenizer, queries, config.search,
+                           run_path, progress=progress).run
         timings["search"] = time.perf_counter() - t0
         atomic_write_json(key_path, {"key": run_key, "search_s": round(timings["search"], 1)})
     evaluate("zerogr-jax", run)

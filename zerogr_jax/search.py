@@ -37,8 +37,8 @@ STRATEGIES = typing.get_args(StrategyName)
 class SearchConfig:
     num_docids: int = 100  # K
     strategy: StrategyName = "reverse_annealing"
-    t_max: float = 1.5
-    k: float = 10.0
+    t_max: float = 1.5  # reverse annealing: T_max, the sigmoid's steepness k and midpoint m (paper 4.3)
+    sigmoid_k: float = 10.0
     m: float = 0.1
     temperature: float = 1.0  # fixed_temperature / nucleus
     top_p: float = 0.9  # nucleus
@@ -67,7 +67,7 @@ class SearchConfig:
     def make_strategy(self, trie_docids: int) -> decoding.Strategy:
         """The decoding strategy; `trie_docids` (the trie's docid count) is the beam width of "exact"."""
         return {
-            "reverse_annealing": lambda: decoding.ReverseAnnealing(self.t_max, self.k, self.m),
+            "reverse_annealing": lambda: decoding.ReverseAnnealing(self.t_max, self.sigmoid_k, self.m),
             "greedy": decoding.Greedy,
             "fixed_temperature": lambda: decoding.FixedTemperature(self.temperature),
             "nucleus": lambda: decoding.Nucleus(self.top_p, self.temperature),
@@ -308,10 +308,71 @@ def search_across_processes(cfg: llama.LlamaConfig, params, tokenizer, trie: Tri
     return distributed.run_on_main(merge, f"merge {out}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+@dataclasses.dataclass(frozen=True)
+class SearchStageConfig:
+    """The search stage: a trained retriever over an index's docids, a query set, and the TREC run it writes.
+
+    `zerogr search --collection/--queries` is this dataclass read from the command line; `run_search` runs it."""
+
+    index: str  # index directory (docids.jsonl, manifest.json, trie.npz)
+    retriever: str  # trained retriever: HF directory, .gguf or model name
+    out: str  # TREC run file
+    collection: str = ""  # a registered collection: its judged test queries
+    queries: str = ""  # or queries.jsonl[.gz]: every query in it
+    data_root: str = ""  # "" = $ZEROGR_DATA or <repo>/../shared/data
+    search: SearchConfig = SearchConfig()
+    progress: bool = True
+
+    def __post_init__(self):
+        from zerogr_jax.config import ConfigError
+
+        if bool(self.collection) == bool(self.queries):
+            raise ConfigError("search: give a collection or a queries file (one of them)")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    out: str  # the run file
+    queries: int
+    seconds: float  # trie + decoding + writing, model loading excluded
+    processes: int
+    run: dict[str, dict[str, float]] | None  # the whole run on process 0, None on the others
+
+
+def stage_queries(stage: SearchStageConfig) -> dict[str, str]:
+    """{query id: text}: a collection's judged queries, or every query of a queries file."""
     from zerogr_jax.data import beir, collections
+
+    if stage.collection:
+        data = beir.load_beir(collections.collection_dir(stage.collection, stage.data_root or None))
+        return {qid: q.text for qid, q in beir.evaluation_queries(data.queries, data.qrels).items()}
+    return {q.query_id: q.text for q in beir.iter_queries(stage.queries)}
+
+
+def search_index(index_dir, retriever_cfg: llama.LlamaConfig, params, tokenizer, queries: dict[str, str],
+                 config: SearchConfig, out, *, progress: bool = True) -> SearchResult:
+    """Searches `queries` over the index's docids with a loaded retriever and writes the run to `out` (in a
+    multi-process job each process searches its block of the queries and process 0 merges)."""
+    index = load_index(index_dir)
+    t0 = time.perf_counter()
+    trie, doc_ids = build_index_trie(index, tokenizer, retriever_cfg.vocab_size)
+    run = search_across_processes(retriever_cfg, params, tokenizer, trie, doc_ids, queries, index.instruction,
+                                  config, out, progress=progress)
+    return SearchResult(out=str(out), queries=len(queries), seconds=round(time.perf_counter() - t0, 1),
+                        processes=jax.process_count(), run=run)
+
+
+def run_search(stage: SearchStageConfig) -> SearchResult:
+    """Loads the retriever, searches the stage's queries and writes its run."""
     from zerogr_jax.models.loading import load_model
 
+    queries = stage_queries(stage)
+    model = load_model(stage.retriever)
+    return search_index(stage.index, model.cfg, model.params, model.tokenizer, queries, stage.search, stage.out,
+                        progress=stage.progress)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="zerogr search", description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", help="a `zerogr run` workdir (index/ and train/model) instead of --index/--retriever")
     ap.add_argument("--index", help="index directory (docids.jsonl, manifest.json)")
@@ -321,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--queries", help="queries.jsonl[.gz] instead of --collection")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", help="TREC run file to write (with --collection / --queries)")
+    ap.add_argument("--no-progress", action="store_true")
     for f in dataclasses.fields(SearchConfig):
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.type != "bool" else int,
                         default=f.default)
@@ -342,20 +404,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if not args.out:
         ap.error("--out is needed to write the run of --collection / --queries")
-    index = load_index(index_dir)
-    model = load_model(model_dir)
-    if args.collection:
-        data = beir.load_beir(collections.collection_dir(args.collection, args.data_root))
-        queries = {qid: q.text for qid, q in beir.evaluation_queries(data.queries, data.qrels).items()}
-    elif args.queries:
-        queries = {q.query_id: q.text for q in beir.iter_queries(args.queries)}
-    else:
-        raise SystemExit("zerogr search: give --collection or --queries")
-    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
-    t0 = time.perf_counter()
-    # in a multi-process job (launch/), each process searches its block of the queries and process 0 merges
-    run = search_across_processes(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries,
-                                  index.instruction, config, args.out)
-    if run is not None:
-        print(json.dumps({"queries": len(run), "seconds": round(time.perf_counter() - t0, 1), "out": args.out,
-                          "processes": jax.process_count()}))
+    if not (args.collection or args.queries):
+        ap.error("give --collection or --queries")
+    result = run_search(SearchStageConfig(index=index_dir, retriever=model_dir, out=args.out,
+                                          collection=args.collection or "", queries=args.queries or "",
+                                          data_root=args.data_root or "", search=config,
+                                          progress=not args.no_progress))
+    if result.run is not None:
+        print(json.dumps({"queries": result.queries, "seconds": result.seconds, "out": result.out,
+                          "processes": result.processes}))

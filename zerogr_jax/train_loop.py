@@ -302,17 +302,47 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zerogr train", description="Train a generative retriever on indexed collections.")
-    p.add_argument("--config", required=True, help="experiment config file (Python, defines get_config())")
-    p.add_argument("--index", action="append", required=True,
-                   help="index directory (repeat for a multi-task mix; weights via --set data.weights=1,0.5)")
-    p.add_argument("--workdir", required=True, help="output directory (checkpoints, metrics, manifest, model/)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --workdir")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. train.lr=1e-4")
-    p.add_argument("--no-progress", action="store_true")
-    return p
+@dataclasses.dataclass(frozen=True)
+class TrainStageConfig:
+    """The train stage: an experiment config file, the index directories it trains on, and its output directory.
+
+    `zerogr train` is this dataclass read from the command line (`from_argv`); `run_train` runs it."""
+
+    config: str  # experiment config file (Python, defines get_config())
+    indexes: tuple[str, ...]  # index directories (several = a multi-task mix; weights via data.weights)
+    workdir: str  # checkpoints, metrics, manifest.json, model/
+    overrides: tuple[str, ...] = ()  # "key=value" on top of the config file, e.g. train.lr=1e-4
+    resume: bool = False  # continue from the newest good checkpoint in `workdir`
+    progress: bool = True
+
+    def __post_init__(self):
+        if not self.indexes:
+            raise config_lib.ConfigError("train: at least one index directory is needed")
+
+    def argv(self) -> list[str]:
+        """The `zerogr train` arguments that give this config (the manifest's command; the pipeline's fingerprint)."""
+        out = ["--config", self.config, "--workdir", self.workdir]
+        for path in self.indexes:
+            out += ["--index", path]
+        for o in self.overrides:
+            out += ["--set", o]
+        return out + (["--resume"] if self.resume else []) + ([] if self.progress else ["--no-progress"])
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str] | None = None) -> "TrainStageConfig":
+        p = argparse.ArgumentParser(prog="zerogr train",
+                                    description="Train a generative retriever on indexed collections.")
+        p.add_argument("--config", required=True, help="experiment config file (Python, defines get_config())")
+        p.add_argument("--index", action="append", required=True,
+                       help="index directory (repeat for a multi-task mix; weights via --set data.weights=1,0.5)")
+        p.add_argument("--workdir", required=True, help="output directory (checkpoints, metrics, manifest, model/)")
+        p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --workdir")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="config override, e.g. train.lr=1e-4")
+        p.add_argument("--no-progress", action="store_true")
+        a = p.parse_args(argv)
+        return cls(config=a.config, indexes=tuple(a.index), workdir=a.workdir, overrides=tuple(a.set),
+                   resume=a.resume, progress=not a.no_progress)
 
 
 def load_base_model(exp: tr.ExperimentConfig):
@@ -327,40 +357,45 @@ def load_base_model(exp: tr.ExperimentConfig):
 
 
 def train_main(argv: Sequence[str] | None = None, eval_callback: EvalCallback | None = None) -> FitResult:
-    """`zerogr train`; one process holds its workdir's lock (the processes of a multi-process job share theirs)."""
+    """`zerogr train`: the command line read into a `TrainStageConfig`, then `run_train`."""
+    return run_train(TrainStageConfig.from_argv(argv), eval_callback)
+
+
+def run_train(stage: TrainStageConfig, eval_callback: EvalCallback | None = None) -> FitResult:
+    """Trains (or resumes) one retriever; exports it to `<workdir>/model`. One process holds the workdir's lock
+    (the processes of a multi-process job share theirs)."""
     import contextlib
 
     from zerogr_jax.workdir_lock import workdir_lock
 
-    args = build_parser().parse_args(argv)
     single = jax.process_count() == 1
-    with workdir_lock(args.workdir) if single else contextlib.nullcontext():
-        return _train_main(args, argv, eval_callback)
+    with workdir_lock(stage.workdir) if single else contextlib.nullcontext():
+        return _run_train(stage, eval_callback)
 
 
-def _train_main(args, argv: Sequence[str] | None, eval_callback: EvalCallback | None) -> FitResult:
+def _run_train(stage: TrainStageConfig, eval_callback: EvalCallback | None) -> FitResult:
     from zerogr_jax.models.checkpoints import export_hf_directory
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _enable_compilation_cache()
-    exp = config_lib.override(config_lib.load_config_file(args.config), args.set)
-    workdir = pathlib.Path(args.workdir)
-    if exp.data.weights and len(exp.data.weights) != len(args.index):
-        raise ValueError(f"data.weights has {len(exp.data.weights)} values for {len(args.index)} --index dirs")
+    exp = config_lib.override(config_lib.load_config_file(stage.config), list(stage.overrides))
+    workdir = pathlib.Path(stage.workdir)
+    if exp.data.weights and len(exp.data.weights) != len(stage.indexes):
+        raise ValueError(f"data.weights has {len(exp.data.weights)} values for {len(stage.indexes)} --index dirs")
 
     t0 = time.perf_counter()
     model, cfg, params = load_base_model(exp)
-    indexes = [load_index(p) for p in args.index]
+    indexes = [load_index(p) for p in stage.indexes]
     data = build_examples(indexes, model.tokenizer, exp.data)
     head_vocab = docid_vocabulary(indexes, model.tokenizer) if exp.model.docid_head else None
     setup = TrainSetup(experiment=exp, model_cfg=cfg, params=params, data=data, head_vocab=head_vocab,
                        tokenizer=model.tokenizer, model_source=model.source)
     manifest = {
-        "command": ["zerogr", "train", *(argv if argv is not None else sys.argv[1:])],
-        "experiment": config_lib.to_dict(exp), "config_file": str(args.config),
+        "command": ["zerogr", "train", *stage.argv()],
+        "experiment": config_lib.to_dict(exp), "config_file": str(stage.config),
         "model": {"source": model.source, "num_layers": cfg.num_layers, "params": cfg.num_params(),
                   "head_vocab_size": None if head_vocab is None else int(len(head_vocab))},
-        "data": {"indexes": [str(p) for p in args.index], "fingerprints": data.fingerprints, **data.counts,
+        "data": {"indexes": [str(p) for p in stage.indexes], "fingerprints": data.fingerprints, **data.counts,
                  "train_examples": len(data.train), "heldout_examples": len(data.heldout),
                  "sequence_length": int(data.train.tokens.shape[1]), "label_window": int(data.train.labels.shape[1])},
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "status": "running",
@@ -376,7 +411,7 @@ def _train_main(args, argv: Sequence[str] | None, eval_callback: EvalCallback | 
              data.train.tokens.shape[1], model.source, cfg.num_layers)
 
     t1 = time.perf_counter()
-    result = fit(setup, workdir, resume=args.resume, eval_callback=eval_callback, progress=not args.no_progress)
+    result = fit(setup, workdir, resume=stage.resume, eval_callback=eval_callback, progress=stage.progress)
     manifest.update(status="done", steps=int(jax.device_get(result.state.step)), total_steps=result.total_steps,
                     train_seconds=round(time.perf_counter() - t1, 2), final_eval=result.final_eval,
                     last_log=next((r for r in reversed(result.history) if "loss" in r), None),

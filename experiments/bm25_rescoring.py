@@ -1,0 +1,83 @@
+"""Fusion by rescoring: BM25's top N documents per query scored by a trained generative retriever (each candidate's
+docid log-probability, exact, minus w times its docid prior; `zerogr_jax/candidate_scoring.py`), then
+
+* `rerank_w<w>`: BM25's N candidates in the retriever's order (BM25 chooses the pool, the retriever orders it);
+* `rrf_w<w>`: RRF (k = 60, equal weights: nothing fitted) of BM25's ranking and that reranking.
+
+Every row is paired against BM25 (`compare_runs.compare`). These are fusion rows: BM25 picks the candidates, so they
+are never reported as pure generative retrieval.
+
+    python experiments/bm25_rescoring.py --workdir /work/runs/med_demo --collection med --depth 100 \
+        --prior-weights 0,0.5,1 --name bm25_rescoring_med_demo
+
+The candidates' scores are written to experiments/results/runs/<name>.scores.json (query -> doc -> log p, and the
+prior), so other combinations can be computed without the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+from experiments import compare_runs, result_files
+from zerogr_jax.atomic_files import atomic_write_json
+from zerogr_jax.candidate_scoring import score_candidates
+from zerogr_jax.data import beir, collections
+from zerogr_jax.evaluation import bm25, runfile
+from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
+from zerogr_jax.evaluation.metrics import trec_order
+from zerogr_jax.models.loading import load_model
+from zerogr_jax.retrieval_contract import load_index
+from zerogr_jax.search import build_index_trie
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workdir", required=True, help="a `zerogr run` workdir: index/ and train/model")
+    ap.add_argument("--collection", required=True)
+    ap.add_argument("--depth", type=int, default=100, help="BM25 candidates per query")
+    ap.add_argument("--prior-weights", default="0,0.5,1")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    started = time.time()
+    work = pathlib.Path(args.workdir)
+    spec = collections.get_collection(args.collection)
+    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
+    queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
+    lexical = bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=args.depth)
+    out_dir = result_files.RESULTS / "runs"
+    bm25_path = out_dir / f"{args.name}_bm25.trec"
+    runfile.write_run(bm25_path, lexical, tag="bm25")
+
+    index, model = load_index(work / "index"), load_model(str(work / "train" / "model"))
+    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
+    candidates = {q: [d for d, _ in trec_order(lexical.get(q, {}))] for q in queries}
+    t0 = time.perf_counter()
+    scored = score_candidates(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries, index.instruction,
+                              candidates, progress=not args.no_progress)
+    score_s = time.perf_counter() - t0
+    atomic_write_json(out_dir / f"{args.name}.scores.json", {"logprobs": scored.logprobs, "prior": scored.prior})
+
+    paths = []
+    for w in [float(x) for x in args.prior_weights.split(",") if x.strip()]:
+        rerank = scored.scores(w)
+        paths.append(out_dir / f"{args.name}_rerank_w{w:g}.trec")
+        runfile.write_run(paths[-1], rerank, tag=f"bm25-top{args.depth}-zerogr-rerank-prior{w:g}")
+        paths.append(out_dir / f"{args.name}_rrf_w{w:g}.trec")
+        runfile.write_run(paths[-1], reciprocal_rank_fusion([lexical, rerank]), tag=f"rrf-bm25-zerogr-prior{w:g}")
+    out = compare_runs.compare(args.collection, str(bm25_path), [str(p) for p in paths])
+    result_files.write(args.name, result_files.record(
+        f"BM25 top-{args.depth} rescored by the generative retriever ({work}) on {args.collection}, against BM25",
+        out["results"], started=started,
+        extra={"workdir": str(work), "queries": out["queries"], "baseline": str(bm25_path), "depth": args.depth,
+               "prior_weights": args.prior_weights, "score_candidates_s": round(score_s, 1),
+               "scores": str(out_dir / f"{args.name}.scores.json")}))
+    print(json.dumps({str(pathlib.Path(p).name): round(r["nDCG@10"]["mean_b"], 4)
+                      for p, r in out["results"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

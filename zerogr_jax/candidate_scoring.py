@@ -1,0 +1,94 @@
+"""The generative retriever as a scorer of given candidates: log p(docid(d) | query) for each candidate document d.
+
+Decoding finds the docids a retriever likes best; this scores the docids of documents chosen elsewhere (BM25's top
+N, a dense retriever's), exactly, by teacher forcing every candidate's docid after the query's prompt
+(`docid_scoring.score_docids`: the constrained log-probability beam search ranks by, with no pruning). With the
+docid prior (log p(docid | the instruction and an empty query), scored once) the score is the pointwise mutual
+information-style
+
+    s(d, q) = log p(docid(d) | q) - prior_weight * log p(docid(d) | empty query),
+
+which removes the retriever's preference for docids it likes for every query. Used by the fusion rows
+(`evaluation/fusion.py`): the candidates come from BM25, so these rows are never pure generative retrieval.
+
+Cost: one prompt pass plus N docids x L tokens of the model per query (about N / U of exact scoring over all U
+docids). Documents sharing a docid get the same score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from zerogr_jax import decoding, tokenization
+from zerogr_jax.docid_scoring import docid_paths, score_all_docids, score_docids
+from zerogr_jax.models import llama
+from zerogr_jax.retrieval_contract import PromptBuilder
+from zerogr_jax.trie import TrieHost
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateScores:
+    """Per query, each candidate's constrained docid log-probability; the docid prior per document."""
+
+    logprobs: dict[str, dict[str, float]]  # {query id: {doc id: log p(docid(d) | query)}}
+    prior: dict[str, float]  # {doc id: log p(docid(d) | empty query)} for every candidate document
+
+    def scores(self, prior_weight: float) -> dict[str, dict[str, float]]:
+        """{query id: {doc id: log p(docid | q) - prior_weight * log p(docid | empty)}} (a run: higher is better)."""
+        return {q: {d: lp - prior_weight * self.prior[d] for d, lp in docs.items()}
+                for q, docs in self.logprobs.items()}
+
+
+def document_docids(trie: TrieHost) -> np.ndarray:
+    """[num_docs] the docid index of each document (the inverse of the trie's docid -> documents CSR)."""
+    out = np.full(trie.num_documents, -1, np.int64)
+    for u in range(trie.num_docids):
+        out[trie.doc_ids[trie.doc_indptr[u]:trie.doc_indptr[u + 1]]] = u
+    return out
+
+
+def score_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
+                     queries: Mapping[str, str], instruction: str, candidates: Mapping[str, Sequence[str]], *,
+                     restrict_head: bool = True, chunk: int = 128, progress: bool = True) -> CandidateScores:
+    """Scores each query's candidate documents (ids of `doc_ids`) by their docids' constrained log-probability.
+
+    `trie` and `doc_ids` are the index's (`search.build_index_trie`); unknown candidate ids are an error."""
+    from tqdm.auto import tqdm
+
+    from zerogr_jax.search import CompactHeadStepModel, compact_vocabulary
+
+    if restrict_head:
+        scored_trie, vocab = compact_vocabulary(trie)
+        model, model_params = CompactHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
+    else:
+        scored_trie, (model, model_params) = trie, (decoding.LlamaStepModel(cfg), params)
+    device_trie = scored_trie.to_device()
+    paths = docid_paths(scored_trie)
+    position = {d: i for i, d in enumerate(doc_ids)}
+    docid_of = document_docids(trie)
+    builder = PromptBuilder(tokenizer)
+    pad = tokenization.pad_id_of(tokenizer)
+    prior_all = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
+                                 pad_id=pad, chunk=chunk)
+    logprobs, prior = {}, {}
+    for qid in tqdm(list(queries), desc="score candidates", unit="q", disable=not progress):
+        docs = list(dict.fromkeys(candidates.get(qid, ())))
+        unknown = [d for d in docs if d not in position]
+        if unknown:
+            raise KeyError(f"query {qid}: candidate documents not in the index: {unknown[:5]}")
+        if not docs:
+            logprobs[qid] = {}
+            continue
+        u = docid_of[[position[d] for d in docs]]
+        unique, inverse = np.unique(u, return_inverse=True)
+        # padded to a multiple of `chunk` (repeating the last docid): one compiled program serves every query
+        padded = np.concatenate([unique, np.repeat(unique[-1:], -len(unique) % chunk)])
+        got = score_docids(model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie,
+                           device_trie, padded, chunk=chunk, pad_id=pad, paths=paths)[inverse]
+        logprobs[qid] = {d: float(s) for d, s in zip(docs, got)}
+        prior.update({d: float(prior_all[v]) for d, v in zip(docs, u)})
+    return CandidateScores(logprobs, prior)
