@@ -18,7 +18,7 @@ import time
 from experiments import finished_run
 from experiments import result_files
 from zerogr_jax.evaluation import metrics, runfile
-from zerogr_jax.search import STRATEGIES, SearchConfig, search
+from zerogr_jax.retrieval.search import STRATEGIES, SearchConfig, search
 
 SHOWN = ("Acc@1", "nDCG@10", "Recall@100", "MRR@10")
 

@@ -27,10 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
-from zerogr_jax import atomic_files, decoding, sampling
+from zerogr_jax import atomic_files, sampling
+from zerogr_jax.retrieval import decoding
 from zerogr_jax.models.loading import load_model
 from zerogr_jax.tokenization import left_pad
-from zerogr_jax.trie import build_trie
+from zerogr_jax.retrieval.trie import build_trie
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import result_files
-from zerogr_jax import training as tr
+from zerogr_jax.training import step as tr
 from zerogr_jax.models.loading import load_model
 
 

@@ -15,7 +15,7 @@ import time
 
 from experiments import finished_run
 from experiments import result_files
-from zerogr_jax.search import SearchConfig, search
+from zerogr_jax.retrieval.search import SearchConfig, search
 
 
 def main(argv=None) -> None:

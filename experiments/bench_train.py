@@ -61,7 +61,7 @@ class JaxStep:
         import jax
         import jax.numpy as jnp
 
-        from zerogr_jax import training as tr
+        from zerogr_jax.training import step as tr
         from zerogr_jax.models import llama
 
         cfg, params = model.cfg.replace(dtype=dtype), model.params

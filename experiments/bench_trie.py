@@ -20,7 +20,7 @@ import tracemalloc
 import numpy as np
 
 from zerogr_jax import atomic_files
-from zerogr_jax.trie import build_trie
+from zerogr_jax.retrieval.trie import build_trie
 
 
 def synthetic_docids(n: int, vocab: int, eos_id: int, min_len: int, max_len: int, zipf_a: float, seed: int):

@@ -1,5 +1,5 @@
 """Fusion by rescoring: BM25's top N documents per query scored by a trained generative retriever (each candidate's
-docid log-probability, exact, minus w times its docid prior; `zerogr_jax/candidate_scoring.py`), then
+docid log-probability, exact, minus w times its docid prior; `zerogr_jax/retrieval/candidate_scoring.py`), then
 
 * `rerank_w<w>`: BM25's N candidates in the retriever's order (BM25 chooses the pool, the retriever orders it);
 * `rrf_w<w>`: RRF (k = 60, equal weights: nothing fitted) of BM25's ranking and that reranking.
@@ -21,16 +21,12 @@ import json
 import pathlib
 import time
 
-from experiments import compare_runs, result_files
+from experiments import compare_runs, finished_run, result_files
 from zerogr_jax.atomic_files import atomic_write_json
-from zerogr_jax.candidate_scoring import score_candidates
-from zerogr_jax.data import beir, collections
+from zerogr_jax.retrieval.candidate_scoring import score_candidates
 from zerogr_jax.evaluation import bm25, runfile
 from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
 from zerogr_jax.evaluation.metrics import trec_order
-from zerogr_jax.models.loading import load_model
-from zerogr_jax.retrieval_contract import load_index
-from zerogr_jax.search import build_index_trie
 
 
 def main(argv=None) -> None:
@@ -44,20 +40,17 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     started = time.time()
     work = pathlib.Path(args.workdir)
-    spec = collections.get_collection(args.collection)
-    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
-    queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
-    lexical = bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=args.depth)
+    fr = finished_run.load(work, args.collection)
+    queries, model = fr.queries, fr.retriever
+    lexical = bm25.bm25_search(bm25.build_bm25_index(fr.corpus.values()), queries, k=args.depth)
     out_dir = result_files.RESULTS / "runs"
     bm25_path = out_dir / f"{args.name}_bm25.trec"
     runfile.write_run(bm25_path, lexical, tag="bm25")
 
-    index, model = load_index(work / "index"), load_model(str(work / "train" / "model"))
-    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
     candidates = {q: [d for d, _ in trec_order(lexical.get(q, {}))] for q in queries}
     t0 = time.perf_counter()
-    scored = score_candidates(model.cfg, model.params, model.tokenizer, trie, doc_ids, queries, index.instruction,
-                              candidates, progress=not args.no_progress)
+    scored = score_candidates(model.cfg, model.params, model.tokenizer, fr.trie, fr.doc_ids, queries,
+                              fr.index.instruction, candidates, progress=not args.no_progress)
     score_s = time.perf_counter() - t0
     atomic_write_json(out_dir / f"{args.name}.scores.json", {"logprobs": scored.logprobs, "prior": scored.prior})
 

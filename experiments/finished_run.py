@@ -1,5 +1,6 @@
 """A finished `zerogr run` work directory loaded for re-searching: the collection's judged queries and qrels, the
-trained retriever (train/model), its index and trie. Shared by ablate_decoding.py and bench_search.py."""
+trained retriever (train/model), its index and trie. Shared by the experiments that re-search or rescore a trained
+retriever (ablate_decoding.py, bench_search.py, prior_rescoring.py, bm25_rescoring.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import pathlib
 from zerogr_jax.data import beir, collections
 from zerogr_jax.retrieval_contract import IndexData, load_index
 from zerogr_jax.models.loading import Model, load_model
-from zerogr_jax.search import build_index_trie
-from zerogr_jax.trie import TrieHost
+from zerogr_jax.retrieval.search import build_index_trie
+from zerogr_jax.retrieval.trie import TrieHost
 
 
 @dataclasses.dataclass
 class FinishedRun:
     spec: collections.CollectionSpec
     corpus_ids: frozenset[str]
+    corpus: dict  # doc id -> beir.Document (BM25 over the collection)
     queries: dict[str, str]  # judged query id -> text, in file order (the first `max_queries`)
     qrels: dict
     retriever: Model
@@ -35,6 +37,6 @@ def load(workdir: str | pathlib.Path, collection: str, max_queries: int = 0) -> 
     retriever = load_model(str(work / "train" / "model"))
     index = load_index(work / "index")
     trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
-    return FinishedRun(spec=spec, corpus_ids=frozenset(data.corpus), queries={q: v.text for q, v in judged.items()},
+    return FinishedRun(spec=spec, corpus_ids=frozenset(data.corpus), corpus=data.corpus, queries={q: v.text for q, v in judged.items()},
                        qrels={q: data.qrels[q] for q in judged}, retriever=retriever, index=index, trie=trie,
                        doc_ids=doc_ids)

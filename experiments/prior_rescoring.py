@@ -17,12 +17,9 @@ import argparse
 import pathlib
 import time
 
-from experiments import compare_runs, result_files
-from zerogr_jax.data import beir, collections
+from experiments import compare_runs, finished_run, result_files
 from zerogr_jax.evaluation import runfile
-from zerogr_jax.models.loading import load_model
-from zerogr_jax.retrieval_contract import load_index
-from zerogr_jax.search import SearchConfig, build_index_trie, decode_candidates, rank_documents
+from zerogr_jax.retrieval.search import SearchConfig, decode_candidates, rank_documents
 
 
 def main(argv=None) -> None:
@@ -40,11 +37,8 @@ def main(argv=None) -> None:
     if 0.0 not in weights:
         weights = [0.0, *weights]
     work = pathlib.Path(args.workdir)
-    index, model = load_index(work / "index"), load_model(str(work / "train" / "model"))
-    spec = collections.get_collection(args.collection)
-    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
-    queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
-    trie, doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
+    fr = finished_run.load(work, args.collection)
+    model, index, trie, doc_ids, queries = fr.retriever, fr.index, fr.trie, fr.doc_ids, fr.queries
     config = SearchConfig(num_docids=args.k, strategy="beam", beam_width=args.pool, batch_size=args.batch_size,
                           prior_weight=1.0)  # 1.0 only asks for the pool and the prior; each w ranks below
     t0 = time.perf_counter()

@@ -18,9 +18,9 @@ import jax
 import numpy as np
 
 from experiments import result_files
-from zerogr_jax import training as tr
-from zerogr_jax.data import input_pipeline as pipe
-from zerogr_jax.data.training_pairs import PairsConfig, build_examples, docid_vocabulary, load_index
+from zerogr_jax.training import step as tr
+from zerogr_jax.training import input_pipeline as pipe
+from zerogr_jax.training.pairs import PairsConfig, build_examples, docid_vocabulary, load_index
 from zerogr_jax.models.loading import load_model
 
 CUTS = "all=0-29;first8=0-7;first20=0-19;first7+last1=0-6,29;first6+last2=0-5,28-29;first4+last4=0-3,26-29;" \

@@ -18,7 +18,7 @@ import pathlib
 import time
 
 from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
-from zerogr_jax.decoding import reverse_annealing_temperatures
+from zerogr_jax.retrieval.decoding import reverse_annealing_temperatures
 from experiments.reference_trie import dict_trie, remove_path
 
 

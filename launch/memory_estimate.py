@@ -95,7 +95,7 @@ def xla_check(s: Shape, micro_batch: int, seq_len: int, label_len: int, dtype: s
     import jax
     import jax.numpy as jnp
 
-    from zerogr_jax import training as tr
+    from zerogr_jax.training import step as tr
     from zerogr_jax.models import llama
 
     out = {}

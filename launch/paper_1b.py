@@ -9,9 +9,9 @@ sequences is our choice. The mesh must multiply to the device count: v5e-64 -> d
 data 2 x fsdp 8 (see the memory table in launch/README.md).
 """
 
-from zerogr_jax.data.training_pairs import PairsConfig
+from zerogr_jax.training.pairs import PairsConfig
 from zerogr_jax.sharding import MeshConfig
-from zerogr_jax.training import ExperimentConfig, ModelConfig, TrainConfig
+from zerogr_jax.training.step import ExperimentConfig, ModelConfig, TrainConfig
 
 
 def get_config() -> ExperimentConfig:

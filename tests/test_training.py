@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from training_fixtures import assert_trees_equal, compilation_cache, tiny_setup  # noqa: F401 (fixture)
-from zerogr_jax.train_checkpoints import CorruptCheckpointWarning
-from zerogr_jax.train_loop import fit
+from zerogr_jax.training.checkpoints import CorruptCheckpointWarning
+from zerogr_jax.training.loop import fit
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from zerogr_jax.data.training_pairs import (IndexFormatError, PairsConfig, PromptBuilder, build_examples,
+from zerogr_jax.training.pairs import (IndexFormatError, PairsConfig, PromptBuilder, build_examples,
                                             docid_vocabulary, heldout_score, load_index)
 from zerogr_jax.tokenization import chat_prompt, encode
 

@@ -18,8 +18,9 @@ from training_fixtures import REPO
 
 SHARDED_SCRIPT = textwrap.dedent("""
     import json, jax, jax.numpy as jnp, numpy as np
-    from zerogr_jax import sharding as shd, training as tr
-    from zerogr_jax.data import input_pipeline as pipe
+    from zerogr_jax import sharding as shd
+    from zerogr_jax.training import step as tr
+    from zerogr_jax.training import input_pipeline as pipe
     from zerogr_jax.models import llama
     from training_fixtures import TINY, tiny_examples
     assert jax.device_count() == 8

@@ -10,10 +10,10 @@ import numpy as np
 
 from training_fixtures import TINY, assert_trees_equal, compilation_cache, host, tiny_examples, tiny_params, \
     tiny_setup  # noqa: F401 (fixture)
-from zerogr_jax import training as tr
-from zerogr_jax.data.training_pairs import split_shared_prefixes
+from zerogr_jax.training import step as tr
+from zerogr_jax.training.pairs import split_shared_prefixes
 from zerogr_jax.models import llama
-from zerogr_jax.train_loop import fit
+from zerogr_jax.training.loop import fit
 
 
 def test_split_stacks_shared_prefix_and_docid_head_compute_the_models_function():

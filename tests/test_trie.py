@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from zerogr_jax import decoding
+from zerogr_jax.retrieval import decoding
 from experiments.reference_trie import dict_trie
-from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents
+from zerogr_jax.retrieval.trie import TrieHost, build_trie, expand_to_documents
 
 V, EOS = 20, 1
 PAD_SHAPES = dict(num_nodes=128, max_depth=7, bitmask_rows=64, search_steps=5)  # one compile for all examples

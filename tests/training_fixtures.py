@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from zerogr_jax import sharding as shd
-from zerogr_jax import training as tr
-from zerogr_jax.data.training_pairs import Examples, PairsConfig, PairsData
+from zerogr_jax.training import step as tr
+from zerogr_jax.training.pairs import Examples, PairsConfig, PairsData
 from zerogr_jax.models import llama
-from zerogr_jax.train_loop import TrainSetup
+from zerogr_jax.training.loop import TrainSetup
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = llama.LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,

@@ -17,7 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from zerogr_jax.models.llama import LlamaConfig  # noqa: E402
 from zerogr_jax.models.loading import Model, load_model  # noqa: E402
-from zerogr_jax.retriever import Hit, Retriever  # noqa: E402
+from zerogr_jax.retrieval.retriever import Hit, Retriever  # noqa: E402
 from zerogr_jax.sharding import MeshConfig, make_mesh  # noqa: E402
 from zerogr_jax.text_generator import JaxTextGenerator, chat, generate_tokens  # noqa: E402
 

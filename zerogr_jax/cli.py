@@ -18,8 +18,8 @@ import sys
 
 COMMANDS = {
     "index": ("zerogr_jax.indexing.index_builder", "main"),
-    "train": ("zerogr_jax.train_loop", "train_main"),
-    "search": ("zerogr_jax.search", "main"),
+    "train": ("zerogr_jax.training.loop", "train_main"),
+    "search": ("zerogr_jax.retrieval.search", "main"),
     "evaluate": ("zerogr_jax.evaluation.evaluate_cli", "main"),
     "run": ("zerogr_jax.pipeline", "main"),
 }

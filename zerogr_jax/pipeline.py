@@ -23,7 +23,7 @@ from typing import Sequence
 from zerogr_jax import config as config_lib
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.indexing.index_builder import IndexSettings
-from zerogr_jax.search import SearchConfig
+from zerogr_jax.retrieval.search import SearchConfig
 
 
 BASELINES = ("bm25", "minilm")
@@ -116,7 +116,7 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     from zerogr_jax.evaluation import metrics, runfile
     from zerogr_jax.models.embedded import is_embedded_name
     from zerogr_jax.models.loading import source_digest
-    from zerogr_jax.train_loop import TrainStageConfig, load_base_model, run_train
+    from zerogr_jax.training.loop import TrainStageConfig, load_base_model, run_train
 
     work = pathlib.Path(config.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,7 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     # 3. search + evaluate
     t0 = time.perf_counter()
     from zerogr_jax.models.loading import load_model
-    from zerogr_jax.search import search_index
+    from zerogr_jax.retrieval.search import search_index
 
     # the run is reused when it was made by this search config, model and query set
     run_key = _sha256_json([dataclasses.asdict(config.search), sorted(queries), train_key])

@@ -42,9 +42,9 @@ the allowed subset is the same whether or not the head was restricted in trainin
 trained as a free-form generator. A higher learning rate than the paper's 5e-5 suits the few trainable layers.
 """
 
-from zerogr_jax.data.training_pairs import PairsConfig
+from zerogr_jax.training.pairs import PairsConfig
 from zerogr_jax.sharding import MeshConfig
-from zerogr_jax.training import ExperimentConfig, ModelConfig, TrainConfig
+from zerogr_jax.training.step import ExperimentConfig, ModelConfig, TrainConfig
 
 
 def get_config() -> ExperimentConfig:

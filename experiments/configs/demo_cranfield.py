@@ -10,7 +10,7 @@ Recall@100 is capped by 20 docids. Measured: 11 min 55 s for the whole run on th
 """
 
 from zerogr_jax.pipeline import IndexStage, PipelineConfig
-from zerogr_jax.search import SearchConfig
+from zerogr_jax.retrieval.search import SearchConfig
 
 
 def get_config() -> PipelineConfig:

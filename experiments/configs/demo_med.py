@@ -15,7 +15,7 @@ BM25 and MiniLM run on the same queries, and the generative run fused with BM25 
 """
 
 from zerogr_jax.pipeline import IndexStage, PipelineConfig
-from zerogr_jax.search import SearchConfig
+from zerogr_jax.retrieval.search import SearchConfig
 
 
 def get_config() -> PipelineConfig:

@@ -10,10 +10,10 @@ parameters sharded FSDP-style over all devices of the host (`mesh.fsdp=-1`). The
 `model.name` at a local HF Llama directory (safetensors) of the same shape as `LLAMA_3_2_1B` below.
 """
 
-from zerogr_jax.data.training_pairs import PairsConfig
+from zerogr_jax.training.pairs import PairsConfig
 from zerogr_jax.models.llama import LlamaConfig
 from zerogr_jax.sharding import MeshConfig
-from zerogr_jax.training import ExperimentConfig, ModelConfig, TrainConfig
+from zerogr_jax.training.step import ExperimentConfig, ModelConfig, TrainConfig
 
 # The shape of meta-llama/Llama-3.2-1B(-Instruct), from its config.json; used to check the config without weights.
 LLAMA_3_2_1B = LlamaConfig(

@@ -20,9 +20,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: 
 from conftest import tiny_smollm2_vocab_llama  # noqa: E402
 from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of  # noqa: E402
 from zerogr_jax.models.loading import resolve_source  # noqa: E402
-from zerogr_jax.search import SearchConfig, search_across_processes  # noqa: E402
+from zerogr_jax.retrieval.search import SearchConfig, search_across_processes  # noqa: E402
 from zerogr_jax.tokenization import load_tokenizer  # noqa: E402
-from zerogr_jax.trie import build_trie  # noqa: E402
+from zerogr_jax.retrieval.trie import build_trie  # noqa: E402
 
 DOCIDS = ["boundary layer transition flat plate", "boundary layer separation shock", "heat transfer hypersonic nose",
           "heat transfer laminar cylinder", "shock wave interaction wing", "wing flutter supersonic panel",

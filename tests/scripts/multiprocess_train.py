@@ -1,7 +1,7 @@
 """Worker of tests/test_multiprocess.py: a few train steps of a tiny random Llama on a 4-device (data 2, fsdp 2) mesh.
 
 Started by `launch/local.py`, either as 2 processes x 2 CPU devices or as 1 process x 4 devices; both run the real
-`train_loop.fit` (per-process input slices assembled with `make_array_from_process_local_data`, Orbax checkpoints
+`training.loop.fit` (per-process input slices assembled with `make_array_from_process_local_data`, Orbax checkpoints
 written by all processes) and write the final train state as one .npz (process 0, atomically).
 
     multiprocess_train.py train   WORKDIR OUT.npz   # train from scratch, checkpoint in WORKDIR/checkpoints
@@ -25,12 +25,12 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zerogr_jax import sharding as shd  # noqa: E402
-from zerogr_jax import training as tr  # noqa: E402
+from zerogr_jax.training import step as tr  # noqa: E402
 from zerogr_jax.atomic_files import atomic_open  # noqa: E402
-from zerogr_jax.data.training_pairs import Examples, PairsConfig, PairsData  # noqa: E402
+from zerogr_jax.training.pairs import Examples, PairsConfig, PairsData  # noqa: E402
 from zerogr_jax.models import llama  # noqa: E402
-from zerogr_jax.train_checkpoints import TrainCheckpoints  # noqa: E402
-from zerogr_jax.train_loop import TrainSetup, fit  # noqa: E402
+from zerogr_jax.training.checkpoints import TrainCheckpoints  # noqa: E402
+from zerogr_jax.training.loop import TrainSetup, fit  # noqa: E402
 
 TINY = llama.LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
                          num_kv_heads=2, head_dim=8, eos_token_ids=(2,), pad_token_id=0)

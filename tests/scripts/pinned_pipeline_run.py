@@ -11,7 +11,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: 
 
 from test_pipeline import write_collection  # noqa: E402
 from zerogr_jax import pipeline  # noqa: E402
-from zerogr_jax.search import SearchConfig  # noqa: E402
+from zerogr_jax.retrieval.search import SearchConfig  # noqa: E402
 
 
 def main(workdir: str) -> None:

@@ -556,10 +556,10 @@ class IndexBuilder:
         if self.docid_tokenizer is None:
             return {"built": False, "reason": "no docid tokenizer given"}
         try:
-            from zerogr_jax.trie import build_trie, npz_content_sha256
+            from zerogr_jax.retrieval.trie import build_trie, npz_content_sha256
         except ImportError as e:
-            logger.warning("trie not built: zerogr_jax.trie is not importable (%s)", e)
-            return {"built": False, "reason": f"zerogr_jax.trie not importable: {e}"}
+            logger.warning("trie not built: zerogr_jax.retrieval.trie is not importable (%s)", e)
+            return {"built": False, "reason": f"zerogr_jax.retrieval.trie not importable: {e}"}
         tok = self.docid_tokenizer
         trie = build_trie(tok.tokenize(list(docids)), eos_id=tok.eos_id, vocab_size=tok.vocab_size)
         if trie.num_documents != len(docids):

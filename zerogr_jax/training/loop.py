@@ -33,12 +33,12 @@ from zerogr_jax import atomic_files
 from zerogr_jax import config as config_lib
 from zerogr_jax import distributed
 from zerogr_jax import sharding as shd
-from zerogr_jax import training as tr
-from zerogr_jax.data import input_pipeline as pipe
-from zerogr_jax.data.training_pairs import (PairsData, build_examples, docid_vocabulary, load_index,
+from zerogr_jax.training import step as tr
+from zerogr_jax.training import input_pipeline as pipe
+from zerogr_jax.training.pairs import (PairsData, build_examples, docid_vocabulary, load_index,
                                             split_shared_prefixes)
 from zerogr_jax.models import llama
-from zerogr_jax.train_checkpoints import TrainCheckpoints
+from zerogr_jax.training.checkpoints import TrainCheckpoints
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import os
 import pathlib
 from typing import Sequence
 
-from zerogr_jax.search import SearchConfig
+from zerogr_jax.retrieval.search import SearchConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Hit:
 
 class Retriever:
     def __init__(self, model, index, config: SearchConfig = SearchConfig(), titles: dict[str, str] | None = None):
-        from zerogr_jax.search import build_index_trie
+        from zerogr_jax.retrieval.search import build_index_trie
 
         self.model, self.index, self.config, self.titles = model, index, config, titles or {}
         self.trie, self.doc_ids = build_index_trie(index, model.tokenizer, model.cfg.vocab_size)
@@ -63,7 +63,7 @@ class Retriever:
 
     def search(self, queries: Sequence[str], k: int | None = None, **overrides) -> list[list[Hit]]:
         """The ranked hits of each query (K = `k` docids; `overrides` replace other SearchConfig fields)."""
-        from zerogr_jax.search import search
+        from zerogr_jax.retrieval.search import search
 
         cfg = dataclasses.replace(self.config, **({"num_docids": k} if k else {}), **overrides)
         keys = [str(i) for i in range(len(queries))]

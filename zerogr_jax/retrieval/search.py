@@ -22,10 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import decoding, tokenization
+from zerogr_jax import tokenization
+from zerogr_jax.retrieval import decoding
 from zerogr_jax.retrieval_contract import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
 from zerogr_jax.models import llama
-from zerogr_jax.trie import TrieHost, build_trie, expand_to_documents, npz_content_sha256
+from zerogr_jax.retrieval.trie import TrieHost, build_trie, expand_to_documents, npz_content_sha256
 
 # "exact": every docid scored by its constrained log-probability (a beam as wide as the trie), the K best kept; no
 # pruning error, at ~(docids / K) times beam search's compute and memory — for small corpora or an accelerator
@@ -193,7 +194,7 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     strategy = config.make_strategy(trie.num_docids)
     pool, prior = pool_size(config, trie.num_docids), None
     if config.prior_weight or with_prior:
-        from zerogr_jax.docid_scoring import score_all_docids
+        from zerogr_jax.retrieval.docid_scoring import score_all_docids
 
         prior = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
                                  pad_id=pad)
@@ -394,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ap.error("give --workdir, or --index and --retriever")
 
     if args.query:
-        from zerogr_jax.retriever import Retriever
+        from zerogr_jax.retrieval.retriever import Retriever
 
         retriever = Retriever.load(index=index_dir, model=model_dir, config=config)
         for query, hits in zip(args.query, retriever.search(args.query)):

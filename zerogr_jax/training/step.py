@@ -42,7 +42,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from zerogr_jax import sharding as shd
-from zerogr_jax.data.training_pairs import PairsConfig, SharedPrefixes
+from zerogr_jax.training.pairs import PairsConfig, SharedPrefixes
 from zerogr_jax.models import llama
 
 Params = Any

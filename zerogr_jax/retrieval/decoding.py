@@ -40,7 +40,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from zerogr_jax.sampling import NEG_INF, nucleus_filter
-from zerogr_jax.trie import Trie
+from zerogr_jax.retrieval.trie import Trie
 
 
 # ----------------------------------------------------------------------------------------------------------------

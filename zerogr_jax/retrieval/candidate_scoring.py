@@ -23,11 +23,12 @@ from typing import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import decoding, tokenization
-from zerogr_jax.docid_scoring import docid_paths, score_all_docids, score_docids
+from zerogr_jax import tokenization
+from zerogr_jax.retrieval import decoding
+from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids, score_docids
 from zerogr_jax.models import llama
 from zerogr_jax.retrieval_contract import PromptBuilder
-from zerogr_jax.trie import TrieHost
+from zerogr_jax.retrieval.trie import TrieHost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,7 @@ def score_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, 
     `trie` and `doc_ids` are the index's (`search.build_index_trie`); unknown candidate ids are an error."""
     from tqdm.auto import tqdm
 
-    from zerogr_jax.search import CompactHeadStepModel, compact_vocabulary
+    from zerogr_jax.retrieval.search import CompactHeadStepModel, compact_vocabulary
 
     if restrict_head:
         scored_trie, vocab = compact_vocabulary(trie)

@@ -23,10 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import decoding, generation
+from zerogr_jax import generation
+from zerogr_jax.retrieval import decoding
 from zerogr_jax.models import llama
 from zerogr_jax.sampling import NEG_INF
-from zerogr_jax.trie import Trie, TrieHost
+from zerogr_jax.retrieval.trie import Trie, TrieHost
 
 
 def docid_paths(trie: TrieHost) -> tuple[np.ndarray, np.ndarray]:
