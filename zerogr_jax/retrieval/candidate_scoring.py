@@ -20,15 +20,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from zerogr_jax import tokenization
-from zerogr_jax.retrieval import decoding
-from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids, score_docids
 from zerogr_jax.models import llama
-from zerogr_jax.retrieval_contract import PromptBuilder
+from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids, score_docids
 from zerogr_jax.retrieval.trie import TrieHost
+from zerogr_jax.retrieval_contract import PromptBuilder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +58,9 @@ def score_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, 
     `trie` and `doc_ids` are the index's (`search.build_index_trie`); unknown candidate ids are an error."""
     from tqdm.auto import tqdm
 
-    from zerogr_jax.retrieval.search import CompactHeadStepModel, compact_vocabulary
+    from zerogr_jax.retrieval.search import step_model
 
-    if restrict_head:
-        scored_trie, vocab = compact_vocabulary(trie)
-        model, model_params = CompactHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
-    else:
-        scored_trie, (model, model_params) = trie, (decoding.LlamaStepModel(cfg), params)
+    scored_trie, model, model_params = step_model(cfg, params, trie, restrict_head)
     device_trie = scored_trie.to_device()
     paths = docid_paths(scored_trie)
     position = {d: i for i, d in enumerate(doc_ids)}

@@ -116,6 +116,16 @@ def compact_vocabulary(trie: TrieHost) -> tuple[TrieHost, np.ndarray]:
     return compact, vocab
 
 
+def step_model(cfg: llama.LlamaConfig, params, trie: TrieHost, restrict_head: bool = True
+               ) -> tuple[TrieHost, decoding.StepModel, dict]:
+    """(trie the model scores over, step model, its params): the compact docid head and compact trie, or the full
+    vocabulary (same logits for every allowed token either way)."""
+    if restrict_head:
+        compact, vocab = compact_vocabulary(trie)
+        return compact, CompactHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
+    return trie, decoding.LlamaStepModel(cfg), params
+
+
 def _saved_trie(index: IndexData, tokenizer, vocab_size: int, eos: int, num_docs: int) -> TrieHost | None:
     import pathlib
 
@@ -180,11 +190,7 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
 
     if config.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {config.strategy!r}; choose one of {STRATEGIES}")
-    if config.restrict_head:
-        scored_trie, vocab = compact_vocabulary(trie)
-        model, model_params = CompactHeadStepModel(cfg), {"model": params, "head_vocab": jnp.asarray(vocab)}
-    else:
-        scored_trie, (model, model_params) = trie, (decoding.LlamaStepModel(cfg), params)
+    scored_trie, model, model_params = step_model(cfg, params, trie, config.restrict_head)
     device_trie = scored_trie.to_device()
     builder = PromptBuilder(tokenizer)
     qids = list(queries)
