@@ -119,7 +119,14 @@ def test_settings_are_checked_when_the_config_is_loaded(tmp_path):
                     "def get_config():\n    return PipelineConfig(search=SearchConfig(strategy='beem'))\n")
     with pytest.raises(config_lib.ConfigError, match=r"search.strategy='beem': must be one of"):
         config_lib.load_config_file(path)
-    assert isinstance(config_lib.override(base, ["search.strategy=greedy"]), pipeline.PipelineConfig)
+    assert isinstance(config_lib.override(base, ["search.strategy=exact"]), pipeline.PipelineConfig)
+    # the main job ranks with the docid prior, which needs a scored pool (beam / exact): the error says what to do
+    with pytest.raises(config_lib.ConfigError, match="prior_weight=0"):
+        config_lib.override(base, ["search.strategy=greedy"])
+    for order in (["search.strategy=greedy", "search.prior_weight=0"], ["search.prior_weight=0", "search.strategy=greedy"]):
+        assert config_lib.override(base, order).search.strategy == "greedy"  # either order on the command line
+    # the last word on a key wins, also over an assignment that had to wait for another
+    assert config_lib.override(base, ["search.strategy=greedy", "search.strategy=exact"]).search.strategy == "exact"
 
 
 def test_index_settings_are_declared_once():

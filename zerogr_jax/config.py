@@ -89,12 +89,30 @@ def parse_value(text: str, tp: Any, key: str = "?") -> Any:
 
 
 def override(cfg: Any, assignments: Sequence[str]) -> Any:
-    """Returns a copy of the dataclass `cfg` with each `dotted.key=value` applied in order."""
+    """Returns a copy of the dataclass `cfg` with each `dotted.key=value` applied in order.
+
+    A section checks its fields together when it is rebuilt (e.g. `search.prior_weight` needs a beam): an assignment
+    that only a later one makes valid (`search.strategy=greedy` before `search.prior_weight=0`) is retried after the
+    others, so the order on the command line does not matter; an assignment that stays invalid raises its error."""
     for assignment in assignments:
         if "=" not in assignment:
             raise ConfigError(f"override {assignment!r}: expected key=value")
-        key, text = assignment.split("=", 1)
-        cfg = _set(cfg, key.strip().split("."), text, key.strip())
+    pending = list(enumerate(assignments))
+    while pending:
+        failed: list[tuple[int, str, ConfigError]] = []
+        applied: list[tuple[int, str]] = []
+        for i, assignment in pending:
+            key, text = (part.strip() for part in assignment.split("=", 1))
+            try:
+                cfg = _set(cfg, key.split("."), text, key)
+                applied.append((i, key))
+            except ConfigError as e:
+                failed.append((i, assignment, e))
+        if not applied:  # nothing went through this round: the first error is real
+            raise failed[0][2]
+        # a deferred assignment whose key a later assignment has set is superseded (the last word wins)
+        pending = [(i, a) for i, a, _ in failed
+                   if not any(j > i and k == a.split("=", 1)[0].strip() for j, k in applied)]
     return cfg
 
 

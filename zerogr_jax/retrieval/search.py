@@ -58,7 +58,7 @@ class SearchConfig:
             raise ConfigError(f"search.strategy={self.strategy!r}: must be one of {list(STRATEGIES)}")
         if self.prior_weight and self.strategy not in ("beam", "exact"):
             raise ConfigError(f"search.prior_weight={self.prior_weight}: rescoring needs strategy 'beam' or 'exact' "
-                              f"(got {self.strategy!r})")
+                              f"(got {self.strategy!r}); add search.prior_weight=0 to decode with {self.strategy!r}")
         if self.prior_weight < 0:
             raise ConfigError(f"search.prior_weight must be >= 0, got {self.prior_weight}")
         if self.num_docids < 1 or self.batch_size < 1 or self.beam_width < 0:
