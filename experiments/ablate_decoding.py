@@ -10,7 +10,6 @@ nDCG@10, Recall@100, MRR@10 and search seconds per strategy, and <name>.png.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import pathlib
 import time
@@ -24,9 +23,7 @@ SHOWN = ("Acc@1", "nDCG@10", "Recall@100", "MRR@10")
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workdir", required=True, help="a finished `zerogr run` directory")
-    ap.add_argument("--collection", required=True)
+    ap = finished_run.argument_parser(__doc__)
     ap.add_argument("--k", type=int, default=20, help="docids per query (K)")
     ap.add_argument("--strategies", default="greedy,beam,nucleus,fixed_temperature,reverse_annealing")
     ap.add_argument("--batch-size", type=int, default=32)

@@ -9,7 +9,6 @@ must be identical). Writes experiments/results/bench_search.json.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import time
 
@@ -19,9 +18,7 @@ from zerogr_jax.retrieval.search import SearchConfig, search
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--collection", required=True)
+    ap = finished_run.argument_parser(__doc__)
     ap.add_argument("--queries", type=int, default=64)
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=32)

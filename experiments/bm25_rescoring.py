@@ -16,7 +16,6 @@ prior), so other combinations can be computed without the model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import time
@@ -30,9 +29,7 @@ from zerogr_jax.evaluation.metrics import trec_order
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workdir", required=True, help="a `zerogr run` workdir: index/ and train/model")
-    ap.add_argument("--collection", required=True)
+    ap = finished_run.argument_parser(__doc__)
     ap.add_argument("--depth", type=int, default=100, help="BM25 candidates per query")
     ap.add_argument("--prior-weights", default="0,0.5,1")
     ap.add_argument("--name", required=True)

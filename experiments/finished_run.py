@@ -4,6 +4,7 @@ retriever (ablate_decoding.py, bench_search.py, prior_rescoring.py, bm25_rescori
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import pathlib
 
@@ -25,6 +26,15 @@ class FinishedRun:
     index: IndexData
     trie: TrieHost
     doc_ids: list[str]  # document of each trie document index
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of an experiment over a finished workdir: --workdir and --collection, the docstring's first
+    line as its description."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--workdir", required=True, help="a finished `zerogr run` directory: index/ and train/model")
+    ap.add_argument("--collection", required=True, help="its registered collection (judged queries, qrels)")
+    return ap
 
 
 def load(workdir: str | pathlib.Path, collection: str, max_queries: int = 0) -> FinishedRun:

@@ -13,7 +13,6 @@ the paired tests to experiments/results/<name>.json.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import time
 
@@ -23,9 +22,7 @@ from zerogr_jax.retrieval.search import SearchConfig, decode_candidates, rank_do
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workdir", required=True, help="a `zerogr run` workdir: index/ and train/model")
-    ap.add_argument("--collection", required=True)
+    ap = finished_run.argument_parser(__doc__)
     ap.add_argument("--pool", type=int, default=30, help="beam width = candidates per query")
     ap.add_argument("--k", type=int, default=10, help="docids kept per query after rescoring")
     ap.add_argument("--weights", default="0,0.25,0.5,0.75,1")
