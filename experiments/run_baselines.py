@@ -24,10 +24,11 @@ import time
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.data import beir
 from zerogr_jax.data.collections import COLLECTIONS, collection_dir, default_data_root, get_collection
+from zerogr_jax.evaluation.baselines import NAMES, run_baseline
 from zerogr_jax.evaluation.metrics import evaluate, metric_names
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-METHODS = ("bm25", "minilm")
+METHODS = NAMES
 # nDCG@10 of BM25 (bm25s) that issue 5 quotes from another prototype; printed beside ours, never tuned towards.
 ISSUE_BM25_NDCG10 = {"scifact": 0.686, "arguana": 0.493, "cranfield": 0.532, "cisi": 0.386, "med": 0.696,
                      "vaswani": 0.428, "cosqa": 0.332}
@@ -48,30 +49,6 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def run_bm25(corpus, queries, k):
-    from zerogr_jax.evaluation.bm25 import BM25Config, BM25SearchStats, bm25_search, build_bm25_index  # quiets bm25s
-    t0 = time.perf_counter()
-    index = build_bm25_index(corpus.values(), BM25Config())
-    t1 = time.perf_counter()
-    stats = BM25SearchStats()
-    run = bm25_search(index, queries, k=k, stats=stats)
-    t2 = time.perf_counter()
-    return run, {"index_s": t1 - t0, "search_s": t2 - t1}, vars(stats)
-
-
-def run_minilm(encoder, corpus, queries, k, batch_size):
-    from zerogr_jax.evaluation.dense import dense_search, encode
-
-    t0 = time.perf_counter()
-    doc_ids = list(corpus)
-    doc_emb = encode(encoder, [corpus[d].contents() for d in doc_ids], batch_size=batch_size, show_progress=True,
-                     desc="MiniLM docs")
-    t1 = time.perf_counter()
-    run = dense_search(encoder, doc_ids, doc_emb, queries, k=k, batch_size=batch_size)
-    t2 = time.perf_counter()
-    return run, {"index_s": t1 - t0, "search_s": t2 - t1}, {"docs": len(doc_ids), "dim": int(doc_emb.shape[1])}
 
 
 def format_table(results: dict, names: tuple[str, ...]) -> str:
@@ -123,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
         for method in methods:
             t0 = time.perf_counter()
-            if method == "bm25":
-                run, wall, stats = run_bm25(data.corpus, queries, args.top_k)
-            else:
-                run, wall, stats = run_minilm(encoder, data.corpus, queries, args.top_k, args.batch_size)
+            out_run = run_baseline(method, data.corpus, queries, args.top_k, encoder=encoder,
+                                   batch_size=args.batch_size)
+            run, stats = out_run.run, out_run.stats
+            wall = {"index_s": out_run.index_s, "search_s": out_run.search_s}
             result = evaluate(data.qrels, run, ignore_identical_ids=spec.ignore_identical_ids,
                               corpus_ids=data.corpus.keys())
             wall["total_s"] = time.perf_counter() - t0

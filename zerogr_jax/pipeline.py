@@ -22,11 +22,12 @@ from typing import Sequence
 
 from zerogr_jax import config as config_lib
 from zerogr_jax.atomic_files import atomic_write_json
+from zerogr_jax.evaluation import baselines
 from zerogr_jax.indexing.index_builder import IndexSettings
 from zerogr_jax.retrieval.search import SearchConfig
 
 
-BASELINES = ("bm25", "minilm")
+BASELINES = baselines.NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,26 +213,12 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
 
     # 4. baselines, same queries, same metrics; their runs are kept beside ours (paired tests, fusion)
     baseline_runs = {}
-    if "bm25" in config.baselines:
-        from zerogr_jax.evaluation import bm25
-
+    for name in (n for n in BASELINES if n in config.baselines):
         t0 = time.perf_counter()
-        run = bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=100)
-        timings["bm25"] = time.perf_counter() - t0
-        evaluate("BM25", run)
-        baseline_runs["bm25"] = ("BM25", run)
-    if "minilm" in config.baselines:
-        from zerogr_jax.evaluation import dense
-
-        t0 = time.perf_counter()
-        enc = dense.load_minilm()
-        ids = list(data.corpus)
-        emb = dense.encode(enc, [data.corpus[i].contents() for i in ids], show_progress=progress,
-                           desc="MiniLM: encode corpus")
-        run = dense.dense_search(enc, ids, emb, queries, k=100)
-        timings["minilm"] = time.perf_counter() - t0
-        evaluate("MiniLM-L6", run)
-        baseline_runs["minilm"] = ("MiniLM-L6", run)
+        run = baselines.run_baseline(name, data.corpus, queries, 100, progress=progress).run
+        timings[name] = time.perf_counter() - t0
+        evaluate(baselines.LABELS[name], run)
+        baseline_runs[name] = (baselines.LABELS[name], run)
     for name, (label, run) in baseline_runs.items():
         runfile.write_run(work / f"{name}.trec", run, tag=name)
 
