@@ -23,7 +23,8 @@ import time
 from experiments import compare_runs, finished_run, result_files
 from zerogr_jax.atomic_files import atomic_write_json
 from zerogr_jax.retrieval.candidate_scoring import score_candidates
-from zerogr_jax.evaluation import bm25, runfile
+from zerogr_jax.evaluation import runfile
+from zerogr_jax.evaluation.baselines import run_baseline
 from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
 from zerogr_jax.evaluation.metrics import trec_order
 
@@ -39,7 +40,7 @@ def main(argv=None) -> None:
     work = pathlib.Path(args.workdir)
     fr = finished_run.load(work, args.collection)
     queries, model = fr.queries, fr.retriever
-    lexical = bm25.bm25_search(bm25.build_bm25_index(fr.corpus.values()), queries, k=args.depth)
+    lexical = run_baseline("bm25", fr.corpus, queries, args.depth).run
     out_dir = result_files.RESULTS / "runs"
     bm25_path = out_dir / f"{args.name}_bm25.trec"
     runfile.write_run(bm25_path, lexical, tag="bm25")

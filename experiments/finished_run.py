@@ -18,7 +18,6 @@ from zerogr_jax.retrieval.trie import TrieHost
 @dataclasses.dataclass
 class FinishedRun:
     spec: collections.CollectionSpec
-    corpus_ids: frozenset[str]
     corpus: dict  # doc id -> beir.Document (BM25 over the collection)
     queries: dict[str, str]  # judged query id -> text, in file order (the first `max_queries`)
     qrels: dict
@@ -26,6 +25,10 @@ class FinishedRun:
     index: IndexData
     trie: TrieHost
     doc_ids: list[str]  # document of each trie document index
+
+    @property
+    def corpus_ids(self) -> frozenset[str]:
+        return frozenset(self.corpus)
 
 
 def argument_parser(doc: str) -> argparse.ArgumentParser:
@@ -47,6 +50,6 @@ def load(workdir: str | pathlib.Path, collection: str, max_queries: int = 0) -> 
     retriever = load_model(str(work / "train" / "model"))
     index = load_index(work / "index")
     trie, doc_ids = build_index_trie(index, retriever.tokenizer, retriever.cfg.vocab_size)
-    return FinishedRun(spec=spec, corpus_ids=frozenset(data.corpus), corpus=data.corpus, queries={q: v.text for q, v in judged.items()},
+    return FinishedRun(spec=spec, corpus=data.corpus, queries={q: v.text for q, v in judged.items()},
                        qrels={q: data.qrels[q] for q in judged}, retriever=retriever, index=index, trie=trie,
                        doc_ids=doc_ids)

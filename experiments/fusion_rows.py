@@ -20,7 +20,8 @@ import time
 from experiments import compare_runs
 from experiments import result_files
 from zerogr_jax.data import beir, collections
-from zerogr_jax.evaluation import bm25, runfile
+from zerogr_jax.evaluation import runfile
+from zerogr_jax.evaluation.baselines import run_baseline
 from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
 
 
@@ -38,8 +39,7 @@ def main(argv=None) -> None:
     data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
     queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
     if not bm25_path.exists():
-        runfile.write_run(bm25_path, bm25.bm25_search(bm25.build_bm25_index(data.corpus.values()), queries, k=100),
-                          tag="bm25")
+        runfile.write_run(bm25_path, run_baseline("bm25", data.corpus, queries, 100).run, tag="bm25")
     generative, lexical = runfile.read_run(run_path), runfile.read_run(bm25_path)
     fused_paths = []
     for w in [float(x) for x in args.weights.split(",") if x.strip()]:

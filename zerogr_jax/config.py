@@ -102,7 +102,8 @@ def override(cfg: Any, assignments: Sequence[str]) -> Any:
         failed: list[tuple[int, str, ConfigError]] = []
         applied: list[tuple[int, str]] = []
         for i, assignment in pending:
-            key, text = (part.strip() for part in assignment.split("=", 1))
+            key, text = assignment.split("=", 1)
+            key = key.strip()
             try:
                 cfg = _set(cfg, key.split("."), text, key)
                 applied.append((i, key))

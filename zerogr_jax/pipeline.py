@@ -168,7 +168,8 @@ def _run_pipeline(config: PipelineConfig, *, progress: bool) -> dict:
     start = train_exp.model.name
     start_id = {} if is_embedded_name(start) else {"start_model_sha256": source_digest(start)}
     if config.train_retriever:
-        train_inputs = {"argv": dataclasses.replace(stage, progress=True).argv(), "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
+        train_inputs = {"argv": dataclasses.replace(stage, progress=True).argv(),
+                        "config_sha256": _sha256_json(config_lib.to_dict(train_exp)),
                         "indexes": [_index_identity(pathlib.Path(i)) for i in train_indexes], **start_id}
     else:
         train_inputs = {"untrained": config_lib.to_dict(train_exp.model), **start_id}
