@@ -3,8 +3,11 @@ pool ranked by log p(d | q) - w log p(d | empty query) for several weights w, ea
 
     python experiments/prior_rescoring.py --workdir /work/runs/demo_med_try1 --collection med --pool 30 \
         --weights 0,0.25,0.5,0.75,1 --name prior_med_demo
+    python experiments/prior_rescoring.py --workdir /work/runs/demo_med_prior --collection med --strategy exact \
+        --weights 0,0.25,0.5,0.75,1 --name prior_exact_med_demo
 
-The pool is the `--pool` best docids of a beam of that width (`search.strategy=beam`, `beam_width`), decoded once;
+The pool is the `--pool` best docids of a beam of that width (`search.strategy=beam`, `beam_width`), or with
+`--strategy exact` every docid of the trie (teacher-forced, no pruning), decoded once;
 the prior is every docid's teacher-forced constrained log-probability after the instruction with an empty query
 (`docid_scoring`), scored once. w = 0 is the plain beam ranking (the top K of a `--pool`-wide beam), so each
 weight's paired test isolates the rescoring. Runs are written to experiments/results/runs/<name>_w<w>.trec and
@@ -13,6 +16,7 @@ the paired tests to experiments/results/<name>.json.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 
@@ -24,6 +28,8 @@ from zerogr_jax.retrieval.search import SearchConfig, decode_candidates, rank_do
 def main(argv=None) -> None:
     ap = finished_run.argument_parser(__doc__)
     ap.add_argument("--pool", type=int, default=30, help="beam width = candidates per query")
+    ap.add_argument("--strategy", choices=("beam", "exact"), default="beam",
+                    help="exact: the pool is every docid (teacher forced), --pool is ignored")
     ap.add_argument("--k", type=int, default=10, help="docids kept per query after rescoring")
     ap.add_argument("--weights", default="0,0.25,0.5,0.75,1")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -36,24 +42,26 @@ def main(argv=None) -> None:
     work = pathlib.Path(args.workdir)
     fr = finished_run.load(work, args.collection)
     model, index, trie, doc_ids, queries = fr.retriever, fr.index, fr.trie, fr.doc_ids, fr.queries
-    config = SearchConfig(num_docids=args.k, strategy="beam", beam_width=args.pool, batch_size=args.batch_size,
-                          prior_weight=1.0)  # 1.0 only asks for the pool and the prior; each w ranks below
+    config = SearchConfig(num_docids=args.k, strategy=args.strategy, beam_width=args.pool,
+                          batch_size=args.batch_size, prior_weight=1.0)  # 1.0 asks for the pool and the prior
+    label = "every docid (exact)" if args.strategy == "exact" else f"a {args.pool}-wide beam"
     t0 = time.perf_counter()
     candidates = decode_candidates(model.cfg, model.params, model.tokenizer, trie, queries, index.instruction, config)
     decode_s = time.perf_counter() - t0
     out_dir = result_files.RESULTS / "runs"
     paths = {}
     for w in weights:
-        run = rank_documents(trie, doc_ids, candidates, SearchConfig(num_docids=args.k, strategy="beam",
-                                                                     beam_width=args.pool, prior_weight=w))
+        run = rank_documents(trie, doc_ids, candidates, dataclasses.replace(config, prior_weight=w))
         paths[w] = out_dir / f"{args.name}_w{w:g}.trec"
-        runfile.write_run(paths[w], run, tag=f"zerogr-beam{args.pool}-prior{w:g}")
+        tag = "exact" if args.strategy == "exact" else f"beam{args.pool}"
+        runfile.write_run(paths[w], run, tag=f"zerogr-{tag}-prior{w:g}")
     out = compare_runs.compare(args.collection, str(paths[0.0]), [str(paths[w]) for w in weights if w != 0.0])
     result_files.write(args.name, result_files.record(
-        f"docid-prior rescoring of a {args.pool}-wide beam on {args.collection}, each weight against w = 0",
+        f"docid-prior rescoring of {label} on {args.collection}, each weight against w = 0",
         out["results"], started=started,
         extra={"workdir": str(work), "queries": out["queries"], "baseline": str(paths[0.0]),
-               "decode_and_prior_s": round(decode_s, 1), "weights": weights, "pool": args.pool, "k": args.k}))
+               "decode_and_prior_s": round(decode_s, 1), "weights": weights, "strategy": args.strategy,
+               "pool": trie.num_docids if args.strategy == "exact" else args.pool, "k": args.k}))
 
 
 if __name__ == "__main__":

@@ -80,10 +80,8 @@ def score_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, 
             continue
         u = docid_of[[position[d] for d in docs]]
         unique, inverse = np.unique(u, return_inverse=True)
-        # padded to a multiple of `chunk` (repeating the last docid): one compiled program serves every query
-        padded = np.concatenate([unique, np.repeat(unique[-1:], -len(unique) % chunk)])
         got = score_docids(model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie,
-                           device_trie, padded, chunk=chunk, pad_id=pad, paths=paths)[inverse]
+                           device_trie, unique, chunk=chunk, pad_id=pad, paths=paths)[inverse]
         logprobs[qid] = {d: float(s) for d, s in zip(docs, got)}
         prior.update({d: float(prior_all[v]) for d, v in zip(docs, u)})
     return CandidateScores(logprobs, prior)

@@ -51,23 +51,37 @@ def docid_paths(trie: TrieHost) -> tuple[np.ndarray, np.ndarray]:
     return nodes.astype(np.int32), parents.astype(np.int32)
 
 
+# padded docid lengths: a few compiled row programs, and a short docid never pays for the longest one's length
+LENGTH_BUCKETS = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+
+
+def length_bucket(length: int) -> int:
+    return next((b for b in LENGTH_BUCKETS if b >= length), -(-length // 64) * 64)
+
+
 @functools.partial(jax.jit, static_argnames=("model",))
-def _score_rows(model: decoding.StepModel, params, prompt_tokens, prompt_mask, trie: Trie, tokens, from_nodes):
-    """prompt [1, P]; tokens / from_nodes [C, L] (-1 padding) -> [C] float32 constrained log-probabilities."""
+def _prompt_pass(model: decoding.StepModel, params, prompt_tokens, prompt_mask):
+    """prompt [1, P] -> (head logits after it [1, V'], its keys/values as a read-only segment, next position [1])."""
     cfg = model.cfg
-    mp = model.model_params(params)
-    p = prompt_tokens.shape[1]
     positions = generation.prompt_positions(prompt_mask)
-    hidden, cache = llama.forward(mp, cfg, prompt_tokens, positions, llama.init_cache(cfg, 1, p), 0, prompt_mask,
+    hidden, cache = llama.forward(model.model_params(params), cfg, prompt_tokens, positions,
+                                  llama.init_cache(cfg, 1, prompt_tokens.shape[1]), 0, prompt_mask,
                                   return_hidden=True)
-    first = model.head(params, hidden[:, -1])  # [1, V']
+    return model.head(params, hidden[:, -1]), llama.SharedKV(cache.k, cache.v, prompt_mask), positions[:, -1] + 1
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _score_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
+                from_nodes):
+    """tokens / from_nodes [C, L] (-1 padding) after one prompt (`_prompt_pass`) -> [C] float32 constrained
+    log-probabilities. The rows read the prompt's keys/values once, as a shared segment, never copying them."""
     c, length = tokens.shape
     real = tokens >= 0  # [C, L]
     inputs = jnp.maximum(tokens[:, :-1], 0)  # token j is read to predict token j + 1
-    row_pos = positions[:, -1] + 1 + jnp.arange(length - 1, dtype=jnp.int32)[None, :]  # [1, L - 1]
-    shared = (llama.SharedKV(cache.k, cache.v, prompt_mask),)
-    hid, _ = llama.forward(mp, cfg, model.vocab_ids(params, inputs), jnp.broadcast_to(row_pos, (c, length - 1)),
-                           llama.init_cache(cfg, c, length - 1), 0, real[:, :-1], return_hidden=True, shared=shared)
+    row_pos = next_pos[:, None] + jnp.arange(length - 1, dtype=jnp.int32)[None, :]  # [1, L - 1]
+    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, inputs),
+                           jnp.broadcast_to(row_pos, (c, length - 1)), llama.init_cache(model.cfg, c, length - 1), 0,
+                           real[:, :-1], return_hidden=True, shared=(shared,))
     logits = jnp.concatenate([jnp.broadcast_to(first[:, None], (c, 1, first.shape[-1])),
                               model.head(params, hid.reshape(c * (length - 1), -1)).reshape(c, length - 1, -1)],
                              axis=1)  # [C, L, V']
@@ -78,36 +92,50 @@ def _score_rows(model: decoding.StepModel, params, prompt_tokens, prompt_mask, t
 
 
 def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, *,
-                     chunk: int = 256, pad_id: int = 0) -> np.ndarray:
+                     chunk: int = 256, pad_id: int = 0,
+                     paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[U] float32: log p(docid u | prompt) under the trie constraint, for every docid of `host_trie`.
 
-    `trie` is `host_trie` on device (the compact one with a compact head); docids run `chunk` at a time, the last
-    chunk padded so that one program serves them all."""
+    `trie` is `host_trie` on device (the compact one with a compact head)."""
     return score_docids(model, params, prompt, host_trie, trie, np.arange(host_trie.num_docids), chunk=chunk,
-                        pad_id=pad_id)
+                        pad_id=pad_id, paths=paths)
 
 
 def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie,
                  docids: np.ndarray, *, chunk: int = 256, pad_id: int = 0,
                  paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[N] float32: log p(docid | prompt) under the trie constraint for the docid indices `docids` [N] (any order,
-    repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie."""
+    repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie.
+
+    The prompt runs once; the docids run `chunk` rows at a time, grouped by padded length (`length_bucket`), each
+    group's last chunk padded (repeats of its last docid) to a power of two rows, so that a few compiled programs serve
+    any set of docids."""
     from zerogr_jax.tokenization import left_pad
 
     nodes, from_nodes = docid_paths(host_trie) if paths is None else paths
     docids = np.asarray(docids, np.int64)
     nodes, from_nodes = nodes[docids], from_nodes[docids]
     tokens = np.where(nodes >= 0, host_trie.node_token[np.maximum(nodes, 0)], -1).astype(np.int32)
+    out = np.empty(len(docids), np.float32)
+    if not len(docids):
+        return out
     prompt_tokens, prompt_mask = left_pad([prompt], pad_id, multiple_of=32)
-    u = tokens.shape[0]
-    chunk = max(1, min(chunk, u))
-    out = np.empty(u, np.float32)
-    for start in range(0, u, chunk):
-        t, f = tokens[start:start + chunk], from_nodes[start:start + chunk]
-        n = t.shape[0]
-        if n < chunk:  # repeat the last docid: same shapes, rows dropped below
-            t, f = np.concatenate([t, np.repeat(t[-1:], chunk - n, 0)]), np.concatenate([f, np.repeat(f[-1:], chunk - n, 0)])
-        out[start:start + n] = np.asarray(_score_rows(model, params, jnp.asarray(prompt_tokens),
-                                                      jnp.asarray(prompt_mask), trie, jnp.asarray(t),
-                                                      jnp.asarray(f)))[:n]
+    first, shared, next_pos = _prompt_pass(model, params, jnp.asarray(prompt_tokens), jnp.asarray(prompt_mask))
+    buckets = np.array([length_bucket(n) for n in (tokens >= 0).sum(1)])
+    for width in np.unique(buckets):
+        rows = np.flatnonzero(buckets == width)
+        for start in range(0, len(rows), chunk):
+            take = rows[start:start + chunk]
+            size = min(chunk, 1 << (len(take) - 1).bit_length())  # a power of two: few programs for any N
+            take = np.concatenate([take, np.repeat(take[-1:], size - len(take))])
+            t, f = _pad_columns(tokens[take], width), _pad_columns(from_nodes[take], width)
+            got = np.asarray(_score_rows(model, params, first, shared, next_pos, trie, jnp.asarray(t), jnp.asarray(f)))
+            out[take] = got  # padding rows repeat a real row with its own score
     return out
+
+
+def _pad_columns(a: np.ndarray, width: int) -> np.ndarray:
+    """[N, L] -> [N, width] (cut or padded with -1): L = the trie's depth, width >= every row's real length."""
+    if a.shape[1] >= width:
+        return a[:, :width]
+    return np.concatenate([a, np.full((a.shape[0], width - a.shape[1]), -1, a.dtype)], axis=1)
