@@ -90,3 +90,31 @@ def test_scoring_a_subset_equals_scoring_all():
     subset = np.asarray([5, 0, 5, host.num_docids - 1, 2])  # any order, repeats
     got = score_docids(model, params, prompt, host, host.to_device(), subset, chunk=3)
     np.testing.assert_allclose(got, every[subset], rtol=1e-5, atol=1e-5)
+
+
+def test_branch_and_bound_top_docids_equal_the_top_of_scoring_every_docid():
+    """`top_docids` (prefix bounds, then docids in full in bound order) returns exactly the k best of scoring every
+    docid — with and without the prior, at bound depths 1-3, k from 1 to every docid — and on a peaked model it
+    scores fewer than all of them in full."""
+    from zerogr_jax.retrieval.docid_scoring import top_docids
+
+    params = llama.init_params(CFG, jax.random.key(4))
+    params["embedding"] = params["embedding"] * 20.0  # peaked logits: the bounds prune
+    host = build_trie(corpus(n=60, seed=5), eos_id=EOS, vocab_size=V, width=3)
+    dev, model = host.to_device(), decoding.LlamaStepModel(CFG)
+    prior = score_all_docids(model, params, [4], host, dev)
+    scored_in_full = []
+    for prompt in ([5, 9, 2, 17], [8, 8, 3]):
+        every = score_all_docids(model, params, prompt, host, dev)
+        for weight in (0.0, 0.5):
+            corrected = every - weight * prior
+            for k in (1, 3, 10, host.num_docids):
+                want = np.lexsort((np.arange(host.num_docids), -corrected))[:k]
+                for depth in (1, 2, 3):
+                    ids, lps, n = top_docids(model, params, prompt, host, dev, k, prior=prior,
+                                             prior_weight=weight, bound_depth=depth, chunk=4)
+                    assert ids.tolist() == want.tolist(), (prompt, weight, k, depth)
+                    np.testing.assert_allclose(lps, every[want], rtol=1e-5, atol=1e-5)
+                    if k == 3:
+                        scored_in_full.append(n)
+    assert min(scored_in_full) < host.num_docids

@@ -17,6 +17,7 @@ Shapes: U docids, L = trie.max_depth (EOS included), V' the head's width (the co
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -52,7 +53,7 @@ def docid_paths(trie: TrieHost) -> tuple[np.ndarray, np.ndarray]:
 
 
 # padded docid lengths: a few compiled row programs, and a short docid never pays for the longest one's length
-LENGTH_BUCKETS = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+LENGTH_BUCKETS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 
 def length_bucket(length: int) -> int:
@@ -91,6 +92,50 @@ def _score_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV
     return jnp.sum(jnp.where(real, picked, 0.0), axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class EncodedPrompt:
+    """A prompt run once (`encode_prompt`): the head's logits after it, its keys/values, the next position."""
+
+    first: jax.Array  # [1, V'] float32
+    shared: llama.SharedKV  # [layers, 1, kv, P, head_dim]
+    next_pos: jax.Array  # [1] int32
+
+
+def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: int = 0) -> EncodedPrompt:
+    from zerogr_jax.tokenization import left_pad
+
+    tokens, mask = left_pad([prompt], pad_id, multiple_of=32)
+    return EncodedPrompt(*_prompt_pass(model, params, jnp.asarray(tokens), jnp.asarray(mask)))
+
+
+def score_paths(model: decoding.StepModel, params, encoded: EncodedPrompt, trie: Trie, tokens: np.ndarray,
+                from_nodes: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+    """[N] float32: the constrained log-probability of N root paths after the prompt — tokens / from_nodes [N, L]
+    (-1 after a path's end): whole docids, or prefixes of them (a prefix's score bounds its docids' from above).
+
+    The paths run `chunk` rows at a time, grouped by padded length (`length_bucket`), each group's last chunk padded
+    (repeats of its last path) to a power of two rows, so that a few compiled programs serve any set of paths."""
+    out = np.empty(len(tokens), np.float32)
+    buckets = np.array([length_bucket(n) for n in (tokens >= 0).sum(1)], np.int64)
+    for width in np.unique(buckets):
+        rows = np.flatnonzero(buckets == width)
+        for start in range(0, len(rows), chunk):
+            take = rows[start:start + chunk]
+            size = min(chunk, 1 << (len(take) - 1).bit_length())
+            take = np.concatenate([take, np.repeat(take[-1:], size - len(take))])
+            t, f = _pad_columns(tokens[take], width), _pad_columns(from_nodes[take], width)
+            out[take] = np.asarray(_score_rows(model, params, encoded.first, encoded.shared, encoded.next_pos,
+                                               trie, jnp.asarray(t), jnp.asarray(f)))  # padding repeats real rows
+    return out
+
+
+def path_tokens(host_trie: TrieHost, paths: tuple[np.ndarray, np.ndarray], docids: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """tokens and from_nodes [N, L] of the docid indices `docids` [N] (-1 after each docid's EOS)."""
+    nodes, from_nodes = paths[0][docids], paths[1][docids]
+    return np.where(nodes >= 0, host_trie.node_token[np.maximum(nodes, 0)], -1).astype(np.int32), from_nodes
+
+
 def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, *,
                      chunk: int = 256, pad_id: int = 0,
                      paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -105,33 +150,68 @@ def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie
                  docids: np.ndarray, *, chunk: int = 256, pad_id: int = 0,
                  paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[N] float32: log p(docid | prompt) under the trie constraint for the docid indices `docids` [N] (any order,
-    repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie.
-
-    The prompt runs once; the docids run `chunk` rows at a time, grouped by padded length (`length_bucket`), each
-    group's last chunk padded (repeats of its last docid) to a power of two rows, so that a few compiled programs serve
-    any set of docids."""
-    from zerogr_jax.tokenization import left_pad
-
-    nodes, from_nodes = docid_paths(host_trie) if paths is None else paths
+    repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie. The
+    prompt runs once, then the docids as rows after it (`score_paths`)."""
     docids = np.asarray(docids, np.int64)
-    nodes, from_nodes = nodes[docids], from_nodes[docids]
-    tokens = np.where(nodes >= 0, host_trie.node_token[np.maximum(nodes, 0)], -1).astype(np.int32)
-    out = np.empty(len(docids), np.float32)
     if not len(docids):
-        return out
-    prompt_tokens, prompt_mask = left_pad([prompt], pad_id, multiple_of=32)
-    first, shared, next_pos = _prompt_pass(model, params, jnp.asarray(prompt_tokens), jnp.asarray(prompt_mask))
-    buckets = np.array([length_bucket(n) for n in (tokens >= 0).sum(1)])
-    for width in np.unique(buckets):
-        rows = np.flatnonzero(buckets == width)
-        for start in range(0, len(rows), chunk):
-            take = rows[start:start + chunk]
-            size = min(chunk, 1 << (len(take) - 1).bit_length())  # a power of two: few programs for any N
-            take = np.concatenate([take, np.repeat(take[-1:], size - len(take))])
-            t, f = _pad_columns(tokens[take], width), _pad_columns(from_nodes[take], width)
-            got = np.asarray(_score_rows(model, params, first, shared, next_pos, trie, jnp.asarray(t), jnp.asarray(f)))
-            out[take] = got  # padding rows repeat a real row with its own score
-    return out
+        return np.empty(0, np.float32)
+    tokens, from_nodes = path_tokens(host_trie, docid_paths(host_trie) if paths is None else paths, docids)
+    return score_paths(model, params, encode_prompt(model, params, prompt, pad_id), trie, tokens, from_nodes,
+                       chunk=chunk)
+
+
+# bounds computed by other programs than the full rows' sums may differ in the last bits: prune with this margin
+BOUND_SLACK = 1e-3
+
+
+def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, k: int, *,
+               prior: np.ndarray | None = None, prior_weight: float = 0.0, bound_depth: int = 2, chunk: int = 64,
+               pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The k docids with the best log p(d | prompt) - prior_weight * prior[d], exactly, scoring few docids in full.
+
+    Returns (docid indices [k], their log p(d | prompt) [k], how many docids were scored in full), best first by the
+    corrected score (ties: lower docid index first) — the top k of `score_all_docids` minus the prior, without
+    scoring every docid.
+
+    Branch and bound: each token's log-probability is <= 0, so a docid's score is at most the score of its first
+    `bound_depth` tokens minus the prior term. Those prefixes are scored first (on med, ~800 distinct two-token
+    prefixes of 1,033 docids, each one fed token instead of ~12), then docids are scored in full in order of their
+    bound, `chunk` at a time, until the k-th best full score so far beats every bound left. No beam prunes: the
+    answer is exact. Measured on med's main-job retriever (3 queries, K = 10): 29-78 of 1,033 docids have a
+    two-token bound above the final k-th score (w = 0 and 0.5).
+    """
+    u = host_trie.num_docids
+    k = min(k, u)
+    paths = docid_paths(host_trie) if paths is None else paths
+    correction = np.zeros(u, np.float32) if prior is None or not prior_weight else -prior_weight * prior
+    encoded = encode_prompt(model, params, prompt, pad_id)
+    nodes = paths[0]
+    depth = max(1, min(bound_depth, nodes.shape[1]))
+    prefix_node = nodes[:, depth - 1]
+    for j in range(depth - 2, -1, -1):  # docids shorter than `depth`: their own leaf is the prefix
+        prefix_node = np.where(prefix_node >= 0, prefix_node, nodes[:, j])
+    unique, first_docid, inverse = np.unique(prefix_node, return_index=True, return_inverse=True)
+    tokens, from_nodes = path_tokens(host_trie, paths, first_docid)
+    cut = np.arange(tokens.shape[1]) >= depth
+    tokens, from_nodes = np.where(cut, -1, tokens), np.where(cut, -1, from_nodes)
+    bound = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=256)[inverse] + correction
+    order = np.lexsort((np.arange(u), -bound))  # best bound first
+    scored_ids, scored_lp = [], []
+    kth = -np.inf
+    for start in range(0, u, chunk):
+        block = order[start:start + chunk]
+        if bound[block[0]] < kth - BOUND_SLACK:
+            break  # every docid left is bounded below the k-th best found
+        tokens, from_nodes = path_tokens(host_trie, paths, block)
+        scored_ids.append(block)
+        scored_lp.append(score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=chunk))
+        ids, lps = np.concatenate(scored_ids), np.concatenate(scored_lp)
+        if len(ids) >= k:
+            kth = np.sort(lps + correction[ids])[-k]
+    ids, lps = np.concatenate(scored_ids), np.concatenate(scored_lp)
+    best = np.lexsort((ids, -(lps + correction[ids])))[:k]
+    return ids[best], lps[best], len(ids)
 
 
 def _pad_columns(a: np.ndarray, width: int) -> np.ndarray:

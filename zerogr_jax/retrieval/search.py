@@ -28,9 +28,9 @@ from zerogr_jax.retrieval_contract import IndexData, PromptBuilder, docid_token_
 from zerogr_jax.models import llama
 from zerogr_jax.retrieval.trie import TrieHost, build_trie, expand_to_documents, npz_content_sha256
 
-# "exact": every docid's constrained log-probability by teacher forcing (`docid_scoring`: the query's prompt once,
-# then all docids as rows after it), the K best kept; no pruning error, at ~U x L tokens per query for U docids of
-# L tokens (med: ~12,600) — the same scores as a beam as wide as the trie, without its per-row prompt copies
+# "exact": the K docids with the best constrained log-probability (minus the prior with prior_weight) with no
+# pruning error — the answer of a beam as wide as the trie — found by branch and bound over teacher-forced scores
+# (`docid_scoring.top_docids`: two-token prefix bounds, then few docids in full)
 StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam", "exact"]
 STRATEGIES = typing.get_args(StrategyName)
 
@@ -48,8 +48,9 @@ class SearchConfig:
     batch_size: int = 32
     seed: int = 0
     restrict_head: bool = True  # decode over the docid tokens only (compact vocabulary; same logits, less compute)
-    # beam / exact: rank the max(K, beam_width) candidates by log p(d | query) - prior_weight * log p(d | no query)
-    # (`docid_scoring`: the docid prior, scored once per search for every docid); 0 = the plain log-probability
+    # beam: rank the max(K, beam_width) candidates by log p(d | query) - prior_weight * log p(d | no query) (the
+    # docid prior, `docid_scoring`, scored once per search for every docid); exact: the K best docids by that score;
+    # 0 = the plain log-probability
     prior_weight: float = 0.0
 
     def __post_init__(self):  # checked when the config is made (a config file, an override), not after training
@@ -175,16 +176,19 @@ class Candidates:
 
 
 def pool_size(config: SearchConfig, trie_docids: int) -> int:
-    """Docids decoded per query: K, or with prior_weight the max(K, beam_width) pool (exact: every docid)."""
-    if not config.prior_weight:
+    """Docids decoded per query: K, or with prior_weight the max(K, beam_width) pool of a beam (exact finds the K
+    best by the corrected score directly)."""
+    if not config.prior_weight or config.strategy == "exact":
         return config.num_docids
-    return trie_docids if config.strategy == "exact" else min(max(config.num_docids, config.beam_width), trie_docids)
+    return min(max(config.num_docids, config.beam_width), trie_docids)
 
 
 def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, queries: dict[str, str],
                       instruction: str, config: SearchConfig = SearchConfig(), *, mesh=None, progress: bool = True,
-                      key_offset: int = 0, with_prior: bool = False) -> Candidates:
-    """Decodes `pool_size` docids per query (and the docid prior with `config.prior_weight` or `with_prior`).
+                      key_offset: int = 0, with_prior: bool = False, prior: np.ndarray | None = None
+                      ) -> Candidates:
+    """Decodes `pool_size` docids per query (and the docid prior with `config.prior_weight` or `with_prior`, unless
+    given: `prior` [U] from an earlier call over the same retriever and trie).
 
     Query n of `queries` draws its random stream with key fold_in(seed, key_offset + n): a block of a larger query
     set searched alone (one process's share, `search_across_processes`) gets the docids it gets in the whole set."""
@@ -200,8 +204,8 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     pad = tokenization.pad_id_of(tokenizer)
     rng = jax.random.key(config.seed)
     strategy = config.make_strategy(trie.num_docids)
-    pool, prior = pool_size(config, trie.num_docids), None
-    if config.prior_weight or with_prior:
+    pool = pool_size(config, trie.num_docids)
+    if prior is None and (config.prior_weight or with_prior):
         from zerogr_jax.retrieval.docid_scoring import score_all_docids
 
         prior = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
@@ -211,13 +215,13 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
                disable=not progress)
     if config.strategy == "exact":
-        from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids
+        from zerogr_jax.retrieval.docid_scoring import docid_paths, top_docids
 
         paths = docid_paths(scored_trie)
         for n, prompt in enumerate(prompts):
-            scores = score_all_docids(model, model_params, prompt, scored_trie, device_trie, pad_id=pad, paths=paths)
-            order = np.argsort(-scores, kind="stable")[:pool]  # ties: the lower docid index first
-            docids[n], logprobs[n] = order, scores[order]
+            ids, lps, _ = top_docids(model, model_params, prompt, scored_trie, device_trie, pool, prior=prior,
+                                     prior_weight=config.prior_weight, pad_id=pad, paths=paths)
+            docids[n, :len(ids)], logprobs[n, :len(ids)] = ids, lps
             bar.update(1)
         bar.close()
         return Candidates(qids, docids, logprobs, prior)
