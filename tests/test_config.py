@@ -119,7 +119,7 @@ def test_settings_are_checked_when_the_config_is_loaded(tmp_path):
                     "def get_config():\n    return PipelineConfig(search=SearchConfig(strategy='beem'))\n")
     with pytest.raises(config_lib.ConfigError, match=r"search.strategy='beem': must be one of"):
         config_lib.load_config_file(path)
-    assert isinstance(config_lib.override(base, ["search.strategy=exact"]), pipeline.PipelineConfig)
+    assert isinstance(config_lib.override(base, ["search.strategy=beam"]), pipeline.PipelineConfig)
     # the main job ranks with the docid prior, which needs a scored pool (beam / exact): the error says what to do
     with pytest.raises(config_lib.ConfigError, match="prior_weight=0"):
         config_lib.override(base, ["search.strategy=greedy"])
