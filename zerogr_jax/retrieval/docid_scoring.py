@@ -9,7 +9,8 @@ carries its own copy of the prompt's cache.
 Its use here is the **docid prior** of `search.prior_weight`: log p(docid | the instruction with an empty query),
 subtracted (times a weight) from each candidate's score, so that docids the retriever likes for every query
 (common first words, frequent training targets) stop crowding out the ones this query makes likely — the
-pointwise-mutual-information correction of query-likelihood ranking.
+pointwise-mutual-information correction of query-likelihood ranking. And `top_docids` is `search.strategy=exact`:
+the K best docids (prior included) by branch and bound, scoring a few dozen docids in full instead of all of them.
 
 Shapes: U docids, L = trie.max_depth (EOS included), V' the head's width (the compact docid vocabulary with
 `search.CompactHeadStepModel`).
