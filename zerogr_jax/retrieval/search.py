@@ -30,7 +30,7 @@ from zerogr_jax.retrieval.trie import TrieHost, build_trie, expand_to_documents,
 
 # "exact": the K docids with the best constrained log-probability (minus the prior with prior_weight) with no
 # pruning error — the answer of a beam as wide as the trie — found by branch and bound over teacher-forced scores
-# (`docid_scoring.top_docids`: two-token prefix bounds, then few docids in full)
+# (`docid_scoring.top_docids`: bounds from each docid's first tokens, then few docids in full)
 StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam", "exact"]
 STRATEGIES = typing.get_args(StrategyName)
 
@@ -69,7 +69,7 @@ class SearchConfig:
 
     def make_strategy(self, trie_docids: int) -> decoding.Strategy:
         """The decoding strategy; "exact" as a beam as wide as the trie (`trie_docids`), which `decode_candidates`
-        replaces by teacher-forced scoring of every docid (same scores; tests compare the two)."""
+        replaces by branch and bound over teacher-forced scores (same answer; tests compare the two)."""
         return {
             "reverse_annealing": lambda: decoding.ReverseAnnealing(self.t_max, self.sigmoid_k, self.m),
             "greedy": decoding.Greedy,
@@ -203,7 +203,6 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     prompts = builder.ids(instruction, [queries[q] for q in qids])
     pad = tokenization.pad_id_of(tokenizer)
     rng = jax.random.key(config.seed)
-    strategy = config.make_strategy(trie.num_docids)
     pool = pool_size(config, trie.num_docids)
     if prior is None and (config.prior_weight or with_prior):
         from zerogr_jax.retrieval.docid_scoring import score_all_docids
@@ -225,6 +224,7 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
             bar.update(1)
         bar.close()
         return Candidates(qids, docids, logprobs, prior)
+    strategy = config.make_strategy(trie.num_docids)
     # equal chunks (225 queries at batch 32: 8 x 29, not 7 x 32 + 1 padded to 32), each padded to one fixed size so
     # that every chunk reuses one compiled program; a query's docids do not depend on its batch (decoding.py)
     num_chunks = max(1, -(-len(qids) // config.batch_size))
