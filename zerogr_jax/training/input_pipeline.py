@@ -76,15 +76,24 @@ class BatchIterator:
     With `length_buckets` k > 1, each run of `bucket_window` batches of the epoch plan is sorted by row length before
     it is cut into batches, the batches are shuffled (PCG64 from (seed, epoch, 1)), and each batch is cut to the
     smallest of k widths (`bucket_widths`) that holds its longest row: less padding for k compiled shapes.
+
+    With `group_size` G > 1 the examples are groups of G consecutive rows (a ranking group: a query's positive and
+    its negatives) that stay together: the epoch plan shuffles groups, a batch is global_batch / G whole groups, and
+    each process's slice holds whole groups.
     """
 
     def __init__(self, examples: Examples, global_batch: int, *, seed: int, weights: Sequence[float] | None = None,
                  shardings: dict[str, jax.sharding.Sharding] | None = None,
                  position: PipelinePosition = PipelinePosition(), process_index: int | None = None,
-                 process_count: int | None = None, length_buckets: int = 1, bucket_window: int = 32):
+                 process_count: int | None = None, length_buckets: int = 1, bucket_window: int = 32,
+                 group_size: int = 1):
         self.examples = examples
         self.global_batch = global_batch
         self.seed = seed
+        self.group_size = group_size
+        if group_size > 1 and (len(examples) % group_size or length_buckets > 1):
+            raise ValueError(f"groups of {group_size}: {len(examples)} rows must be whole groups, and length "
+                             "buckets (which sort rows) cannot keep groups together")
         num_collections = int(examples.collection.max()) + 1 if len(examples) else 1
         self.weights = tuple(weights) if weights else (1.0,) * num_collections
         if len(self.weights) < num_collections:
@@ -92,8 +101,9 @@ class BatchIterator:
         self.shardings = shardings
         self.process_index = jax.process_index() if process_index is None else process_index
         self.process_count = jax.process_count() if process_count is None else process_count
-        if global_batch % self.process_count:
-            raise ValueError(f"global batch {global_batch} does not split over {self.process_count} processes")
+        if global_batch % (self.process_count * group_size):
+            raise ValueError(f"global batch {global_batch} does not split over {self.process_count} processes"
+                             + (f" in whole groups of {group_size}" if group_size > 1 else ""))
         self.position = position
         self.lengths = examples.kv_mask.sum(1)  # [N] real tokens per row
         self.widths = bucket_widths(self.lengths, examples.tokens.shape[1], length_buckets)
@@ -105,7 +115,10 @@ class BatchIterator:
     def epoch_batches(self, epoch: int) -> np.ndarray:
         """Rows of every global batch of the epoch, in order: [steps_per_epoch, global_batch]."""
         if self._epoch != epoch:
-            plan = epoch_plan(self.examples.collection, self.weights, self.seed, epoch)
+            g = self.group_size
+            plan = epoch_plan(self.examples.collection[::g], self.weights, self.seed, epoch)  # groups (rows if g = 1)
+            if g > 1:
+                plan = (plan[:, None] * g + np.arange(g)[None, :]).ravel()
             n = len(plan) // self.global_batch
             batches = plan[:n * self.global_batch].reshape(n, self.global_batch)
             if len(self.widths) > 1:

@@ -153,11 +153,18 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     train_axes, frozen_axes = tr.split_logical_axes(cfg, tc.trainable)
     shape_of = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32), t)
     frozen_sh = shd.tree_shardings(mesh, shape_of(frozen), frozen_axes) if frozen else {}
-    train_ex, heldout_ex, prefixes = setup.data.train, setup.data.heldout, None
+    train_ex, heldout_ex, rank_ex, prefixes = setup.data.train, setup.data.heldout, setup.data.rank, None
+    group = setup.data.group_size
+    if tc.rank_every and rank_ex is None:
+        raise ValueError("train.rank_every needs ranking groups: set data.negatives > 0")
+    if not tc.rank_every:
+        rank_ex = None  # groups built but no ranking steps asked for: leave them out of every computation
     if tc.share_prefix:
-        num_collections = int(max([train_ex.collection.max(initial=0), heldout_ex.collection.max(initial=0)])) + 1
-        prefixes, (train_ex, heldout_ex) = split_shared_prefixes([train_ex, heldout_ex], num_collections,
-                                                                 setup.data.pad_id)
+        parts = [train_ex, heldout_ex] + ([rank_ex] if rank_ex is not None else [])
+        num_collections = int(max(p.collection.max(initial=0) for p in parts)) + 1
+        prefixes, parts = split_shared_prefixes(parts, num_collections, setup.data.pad_id)
+        train_ex, heldout_ex = parts[:2]
+        rank_ex = parts[2] if rank_ex is not None else None
         log.info("shared prefixes of %s tokens; rows now %d tokens (were %d)", prefixes.length.tolist(),
                  train_ex.tokens.shape[1], setup.data.train.tokens.shape[1])
     consts = tr.step_constants(jax.device_put(frozen, frozen_sh) if frozen else {}, setup.head_vocab,
@@ -176,7 +183,14 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
         batch_sh = pipe.batch_shardings(mesh, with_features=True)
     iterator = pipe.BatchIterator(train_ex, tc.batch_size, seed=tc.seed, weights=exp.data.weights or None,
                                   shardings=batch_sh, length_buckets=tc.length_buckets)
+    rank_iter = None
+    if rank_ex is not None:  # no cached features: the ranking rows run through every layer, when used
+        rank_iter = pipe.BatchIterator(rank_ex, tc.rank_batch_size or tc.batch_size, seed=tc.seed + 1,
+                                       weights=exp.data.weights or None, shardings=pipe.batch_shardings(mesh),
+                                       group_size=group)
     total_steps = tc.total_steps or max(1, math.ceil(tc.epochs * iterator.steps_per_epoch))
+    if rank_iter is not None and not tc.total_steps:  # the epochs count docid-loss steps; ranking steps come on top
+        total_steps += total_steps // tc.rank_every
     tx = tr.make_optimizer(tc, total_steps)
     abstract_state, state_sh = tr.state_shardings(mesh, shape_of(trainable), train_axes, tx)
 
@@ -195,12 +209,24 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     if restored is not None:
         step0, state, position, _ = restored
         iterator.set_state(position)
+        if rank_iter is not None:
+            rank_iter.set_state(position["rank"])
         log.info("resumed from %s/%d (data position %s)", ckpt.directory, step0, position)
     else:
         state = tr.init_train_state(trainable, tx, tc.seed, state_sh)
 
     schedule = tr.learning_rate_schedule(tc, total_steps)
     train_step = tr.make_train_step(cfg, tx, tc.grad_accum_steps, mesh, state_sh, batch_sh, consts_sh, schedule)
+    rank_step = None if rank_iter is None else tr.make_train_step(
+        cfg, tx, 1, mesh, state_sh, pipe.batch_shardings(mesh), consts_sh, schedule, group_size=group,
+        rank_weight=tc.rank_weight)
+
+    def is_rank_step(step: int) -> bool:  # 0-based: every (rank_every + 1)-th step
+        return rank_iter is not None and (step + 1) % (tc.rank_every + 1) == 0
+
+    def data_position() -> dict:
+        position = iterator.get_state()
+        return position if rank_iter is None else {**position, "rank": rank_iter.get_state()}
     eval_step = tr.make_eval_step(cfg, mesh, state_sh.params, batch_sh, consts_sh)
 
     def run_eval(step: int) -> dict:
@@ -234,12 +260,14 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
             window_tokens, window_examples, window_start = 0.0, 0, time.perf_counter()
 
     for step in range(start, end):
-        batch = next(iterator)
-        state, metrics = train_step(state, batch, consts)
+        if is_rank_step(step):
+            state, metrics = rank_step(state, next(rank_iter), consts)
+        else:
+            state, metrics = train_step(state, next(iterator), consts)
         if pending is not None:
             log_metrics(*pending)
         pending = (step + 1, metrics)
-        ckpt.save(step + 1, state, iterator.get_state(), run_config)
+        ckpt.save(step + 1, state, data_position(), run_config)
         bar.update(1)
         if tc.eval_every and (step + 1) % tc.eval_every == 0 and step + 1 < total_steps:
             log_metrics(*pending)
@@ -253,7 +281,7 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     last = int(jax.device_get(state.step))
     ckpt.wait()
     if last not in ckpt.all_steps() and last > start:
-        ckpt.save(last, state, iterator.get_state(), run_config, force=True)
+        ckpt.save(last, state, data_position(), run_config, force=True)
     ckpt.wait()
     if last == total_steps and stop_after_step is None:
         final_eval = {"step": last, **run_eval(last)}
@@ -262,7 +290,7 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     bar.close()
     rejected = list(ckpt.rejected)
     ckpt.close()
-    return FitResult(state=state, consts=consts, model_cfg=cfg, data_position=iterator.get_state(), history=history,
+    return FitResult(state=state, consts=consts, model_cfg=cfg, data_position=data_position(), history=history,
                      final_eval=final_eval, rejected_checkpoints=rejected, total_steps=total_steps)
 
 
@@ -397,6 +425,7 @@ def _run_train(stage: TrainStageConfig, eval_callback: EvalCallback | None) -> F
                   "head_vocab_size": None if head_vocab is None else int(len(head_vocab))},
         "data": {"indexes": [str(p) for p in stage.indexes], "fingerprints": data.fingerprints, **data.counts,
                  "train_examples": len(data.train), "heldout_examples": len(data.heldout),
+                 "rank_groups": 0 if data.rank is None else len(data.rank) // data.group_size,
                  "sequence_length": int(data.train.tokens.shape[1]), "label_window": int(data.train.labels.shape[1])},
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "status": "running",
         "setup_seconds": round(time.perf_counter() - t0, 2),

@@ -54,6 +54,12 @@ class PairsConfig:
     heldout_fraction: float = 0.02  # of the pseudo-queries, chosen by a hash of (doc_id, query)
     heldout_max: int = 256  # per collection; the lowest hashes are kept
     weights: tuple[float, ...] = ()  # per index directory, in --index order; () = 1.0 each
+    # ranking groups (`train.rank_every`): each training row again, followed by `negatives` rows of the same query
+    # with another document's docid (`training/negatives.py`); 0 = none built
+    negatives: int = 0
+    negatives_source: str = "bm25"  # "bm25" (drawn from BM25's top negatives_depth over the index rows) | "random"
+    negatives_depth: int = 20
+    negatives_seed: int = 0
 
 
 @dataclasses.dataclass
@@ -108,6 +114,31 @@ class PairsData:
     fingerprints: list[str]
     eos_id: int
     pad_id: int
+    # ranking groups: rows [g * G, (g + 1) * G) are one query with its positive docid first, then G - 1 negatives
+    # (G = 1 + PairsConfig.negatives); None when no negatives were asked for
+    rank: Examples | None = None
+    group_size: int = 1
+
+
+def _assemble(rows: Sequence[tuple], max_len: int, max_label: int, pad: int) -> Examples:
+    """Right-padded [N, T] rows and their [N, L] label windows from (prompt ids, label ids, collection, doc row)."""
+    n = len(rows)
+    tokens = np.full((n, max_len), pad, np.int32)  # [N, T]
+    kv_mask = np.zeros((n, max_len), bool)  # [N, T]
+    target_index = np.zeros((n, max_label), np.int32)  # [N, L]
+    labels = np.full((n, max_label), pad, np.int32)  # [N, L]
+    label_mask = np.zeros((n, max_label), bool)  # [N, L]
+    for i, (prompt, label, *_rest) in enumerate(rows):
+        seq = prompt + label
+        tokens[i, :len(seq)] = seq
+        kv_mask[i, :len(seq)] = True
+        # label l is token len(prompt) + l, predicted by the logits one column earlier
+        target_index[i] = np.minimum(len(prompt) - 1 + np.arange(max_label), max_len - 1)
+        labels[i, :len(label)] = label
+        label_mask[i, :len(label)] = True
+    collection = np.array([r[2] for r in rows], np.int32)
+    doc_index = np.array([r[3] for r in rows], np.int32)
+    return Examples(tokens, kv_mask, target_index, labels, label_mask, collection, doc_index)
 
 
 def build_examples(indexes: Sequence[IndexData], tokenizer, cfg: PairsConfig = PairsConfig()) -> PairsData:
@@ -120,6 +151,7 @@ def build_examples(indexes: Sequence[IndexData], tokenizer, cfg: PairsConfig = P
     builder = PromptBuilder(tokenizer, cfg.instruction_max_tokens, cfg.query_max_tokens)
     eos, pad = eos_id_of(tokenizer), pad_id_of(tokenizer)
     rows = []  # (prompt ids, label ids, collection, doc_index, heldout)
+    rank_rows = []  # per training row: its group [(prompt ids, label ids, collection, doc_index)] * (1 + negatives)
     counts, docid_rows = [], []
     for c, index in enumerate(indexes):
         doc_ids = sorted(index.docids)
@@ -140,43 +172,64 @@ def build_examples(indexes: Sequence[IndexData], tokenizer, cfg: PairsConfig = P
             rows.append((prompt, label_ids[doc_id] + [eos], c, doc_row[doc_id], i in heldout))
         counts.append({"path": index.path, "examples": kinds, "heldout": len(heldout), "skipped_too_long": 0,
                        "documents": len(doc_ids)})
+        if cfg.negatives:
+            train_rows = [i for i in range(len(queries)) if i not in heldout]
+            negatives = _negatives(index, doc_ids, queries, train_rows, cfg, counts[-1])
+            for i, negs in zip(train_rows, negatives):
+                rank_rows.append([(prompts[i], label_ids[queries[i][0]] + [eos], c, doc_row[queries[i][0]])]
+                                 + [(prompts[i], label_ids[doc_ids[d]] + [eos], c, int(d)) for d in negs])
 
-    max_len = cfg.max_len or _round_up(max(len(p) + len(l) for p, l, *_ in rows), 8)
-    max_label = cfg.max_label_len or _round_up(max(len(l) for _, l, *_ in rows), 4)
+    every = rows + [r for group in rank_rows for r in group]
+    max_len = cfg.max_len or _round_up(max(len(p) + len(l) for p, l, *_ in every), 8)
+    max_label = cfg.max_label_len or _round_up(max(len(l) for _, l, *_ in every), 4)
+    fits = lambda r: len(r[0]) + len(r[1]) <= max_len and len(r[1]) <= max_label
     kept = []
     for r in rows:
-        if len(r[0]) + len(r[1]) > max_len or len(r[1]) > max_label:
-            counts[r[2]]["skipped_too_long"] += 1
-        else:
+        if fits(r):
             kept.append(r)
+        else:
+            counts[r[2]]["skipped_too_long"] += 1
     skipped = sum(c["skipped_too_long"] for c in counts)
     if skipped:
         log.warning("skipped %d examples longer than max_len=%d or max_label_len=%d", skipped, max_len, max_label)
     if not kept:
         raise ValueError(f"no example fits max_len={max_len}, max_label_len={max_label}")
+    rank = None
+    if cfg.negatives:
+        groups = [g for g in rank_rows if all(fits(r) for r in g)]
+        for g in rank_rows:
+            if not all(fits(r) for r in g):
+                counts[g[0][2]]["rank_groups_skipped_too_long"] += 1
+        for g in groups:
+            counts[g[0][2]]["rank_groups"] += 1
+        if groups:
+            rank = _assemble([r for g in groups for r in g], max_len, max_label, pad)
 
-    n = len(kept)
-    tokens = np.full((n, max_len), pad, np.int32)  # [N, T]
-    kv_mask = np.zeros((n, max_len), bool)  # [N, T]
-    target_index = np.zeros((n, max_label), np.int32)  # [N, L]
-    labels = np.full((n, max_label), pad, np.int32)  # [N, L]
-    label_mask = np.zeros((n, max_label), bool)  # [N, L]
-    for i, (prompt, label, *_rest) in enumerate(kept):
-        seq = prompt + label
-        tokens[i, :len(seq)] = seq
-        kv_mask[i, :len(seq)] = True
-        # label l is token len(prompt) + l, predicted by the logits one column earlier
-        target_index[i] = np.minimum(len(prompt) - 1 + np.arange(max_label), max_len - 1)
-        labels[i, :len(label)] = label
-        label_mask[i, :len(label)] = True
-    collection = np.array([r[2] for r in kept], np.int32)
-    doc_index = np.array([r[3] for r in kept], np.int32)
+    everything = _assemble(kept, max_len, max_label, pad)
     is_heldout = np.array([r[4] for r in kept], bool)
-    everything = Examples(tokens, kv_mask, target_index, labels, label_mask, collection, doc_index)
     return PairsData(
         train=everything.take(np.flatnonzero(~is_heldout)), heldout=everything.take(np.flatnonzero(is_heldout)),
         instructions=[ix.instruction for ix in indexes], docid_rows=docid_rows, counts={"collections": counts},
-        fingerprints=[ix.fingerprint for ix in indexes], eos_id=eos, pad_id=pad)
+        fingerprints=[ix.fingerprint for ix in indexes], eos_id=eos, pad_id=pad, rank=rank,
+        group_size=1 + cfg.negatives)
+
+
+def _negatives(index: IndexData, doc_ids: list[str], queries: list[tuple[str, str, str]], train_rows: list[int],
+               cfg: PairsConfig, counts: dict) -> np.ndarray:
+    """[len(train_rows), cfg.negatives] doc rows; BM25 sees each document as its docid and query rows joined."""
+    from zerogr_jax.training.negatives import NegativesStats, mine_negatives
+
+    doc_row = {d: i for i, d in enumerate(doc_ids)}
+    texts = [[index.docids[d]] for d in doc_ids]
+    for doc_id, query, _ in queries:
+        texts[doc_row[doc_id]].append(query)
+    stats = NegativesStats()
+    out = mine_negatives([" ".join(t) for t in texts], [queries[i][1] for i in train_rows],
+                         [doc_row[queries[i][0]] for i in train_rows], cfg.negatives, source=cfg.negatives_source,
+                         depth=cfg.negatives_depth, seed=cfg.negatives_seed, stats=stats)
+    counts.update(negatives=cfg.negatives, negatives_source=cfg.negatives_source, rank_groups=0,
+                  rank_groups_skipped_too_long=0, negatives_topped_up=stats.topped_up)
+    return out
 
 
 def docid_vocabulary(indexes: Sequence[IndexData], tokenizer) -> np.ndarray:

@@ -24,6 +24,11 @@ Choices, and why:
 * **Shared prefixes** (`TrainConfig.share_prefix`): the chat-template + instruction prefix common to a collection's
   rows is run once per step and reached by every row through the KV cache (`hidden_states`); the rows hold only
   query + docid. Same function (a test checks loss and gradients), roughly half the tokens for short queries.
+* **Ranking steps** (`TrainConfig.rank_every`, the reference's every-8th-step ranking signal): a RankNet loss over a
+  query's positive and BM25-mined negative docids, on the sequence log-probability search ranks by rather than on a
+  separate head's logit (the reference's choice): the ranking it learns is the one exact search uses, at no cost at
+  search. Its own jit-compiled step over whole groups (`rank_loss_terms`); the frozen features cache does not cover
+  its rows (they run through every layer), so only the rows the ranking steps use are ever computed.
 * **Mixed precision**: params and optimizer state in float32; matmuls in `TrainConfig.dtype` (the model casts);
   the loss (log-softmax) in float32.
 """
@@ -85,6 +90,12 @@ class TrainConfig:
     eval_every: int = 500  # 0 = only at the end
     eval_max_examples: int = 512
     log_every: int = 10
+    # ranking steps (needs data.negatives > 0): after every `rank_every` docid-loss steps, one step over
+    # `rank_batch_size` rows of ranking groups (query + positive docid + negatives) whose loss is the positive's docid
+    # cross-entropy + rank_weight x RankNet on the docids' sequence log-probabilities; 0 = no ranking steps
+    rank_every: int = 0
+    rank_weight: float = 1.0
+    rank_batch_size: int = 0  # rows (whole groups); 0 = batch_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,8 +287,8 @@ def head_logits(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig
     return logits.astype(jnp.float32)
 
 
-def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict) -> tuple[jax.Array, dict]:
-    """Summed cross-entropy over label tokens, and summed counts (so micro-batches add up exactly)."""
+def _label_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict):
+    """(cross-entropy [B, L] f32, label mask [B, L], argmax-correct [B, L] (True off the labels)) of the batch rows."""
     hidden = hidden_states(trainable, consts, cfg, batch)  # [B, T, D]
     h = jnp.take_along_axis(hidden, batch["target_index"][..., None], axis=1)  # [B, L, D]
     logits = head_logits(trainable, consts, cfg, h)  # [B, L, V'] f32
@@ -288,6 +299,12 @@ def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig,
     labels = jnp.where(mask, labels, 0)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [B, L]
     correct = (jnp.argmax(logits, -1) == labels) | ~mask
+    return ce, mask, correct
+
+
+def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict) -> tuple[jax.Array, dict]:
+    """Summed cross-entropy over label tokens, and summed counts (so micro-batches add up exactly)."""
+    ce, mask, correct = _label_terms(trainable, consts, cfg, batch)
     has_label = mask.any(-1)
     loss_sum = jnp.sum(jnp.where(mask, ce, 0.0))
     stats = {
@@ -301,6 +318,47 @@ def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig,
     if consts.prefix_len is not None:
         stats["input_tokens"] += consts.prefix_len[batch["collection"]].sum().astype(jnp.float32)
     return loss_sum, stats
+
+
+def rank_loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict,
+                    group_size: int, rank_weight: float) -> tuple[jax.Array, dict]:
+    """The ranking step's objective over groups of `group_size` rows (row 0 of a group: the query's own docid, the
+    others: negatives' docids after the same query), and its stats.
+
+    s = log p(docid | query), the teacher-forced sum over the docid's tokens + EOS: the score exact search ranks by.
+    objective = (cross-entropy of the positives' label tokens) / (their count)
+                + rank_weight * sum over pairs softplus(s_negative - s_positive) / (number of pairs),
+    i.e. RankNet (-log sigmoid(s_pos - s_neg)) on the generative score itself, so a trained ranking needs no extra head
+    or pass at search. The cross-entropy keeps the positive's docid generable; the pairs push apart the docids the
+    docid loss alone leaves close for this query.
+    """
+    ce, mask, correct = _label_terms(trainable, consts, cfg, batch)  # [B, L]
+    b, g = ce.shape[0], group_size
+    seq = -jnp.sum(jnp.where(mask, ce, 0.0), -1).reshape(b // g, g)  # [B/G, G] log p(docid | query)
+    has = mask.any(-1).reshape(b // g, g)
+    pairs = has[:, :1] & has[:, 1:]  # [B/G, G-1]
+    margin = seq[:, :1] - seq[:, 1:]  # positive minus negative
+    rank_sum = jnp.sum(jnp.where(pairs, jax.nn.softplus(-margin), 0.0))
+    positive = (jnp.arange(b) % g == 0)[:, None] & mask  # [B, L] the positives' label tokens
+    ce_sum = jnp.sum(jnp.where(positive, ce, 0.0))
+    label_tokens = positive.sum().astype(jnp.float32)
+    num_pairs = pairs.sum().astype(jnp.float32)
+    objective = ce_sum / jnp.maximum(label_tokens, 1.0) + rank_weight * rank_sum / jnp.maximum(num_pairs, 1.0)
+    pos_has = has[:, 0]
+    stats = {
+        "loss_sum": ce_sum,
+        "label_tokens": label_tokens,
+        "correct_tokens": (correct & positive).sum().astype(jnp.float32),
+        "sequences": pos_has.sum().astype(jnp.float32),
+        "correct_sequences": (correct.all(-1).reshape(b // g, g)[:, 0] & pos_has).sum().astype(jnp.float32),
+        "input_tokens": batch["kv_mask"].sum().astype(jnp.float32),
+        "rank_sum": rank_sum,
+        "pairs": num_pairs,
+        "pairs_ordered": jnp.sum(pairs & (margin > 0)).astype(jnp.float32),  # positive scored above the negative
+    }
+    if consts.prefix_len is not None:
+        stats["input_tokens"] += consts.prefix_len[batch["collection"]].sum().astype(jnp.float32)
+    return objective, stats
 
 
 # ------------------------------------------------------------------------------------------------- optimizer
@@ -394,15 +452,27 @@ def _micro_batches(batch: dict, accum: int, mesh: Mesh | None) -> dict:
 
 def make_train_step(cfg: llama.LlamaConfig, tx: optax.GradientTransformation, accum: int = 1,
                     mesh: Mesh | None = None, state_sharding: TrainState | None = None,
-                    batch_sharding: Any = None, consts_sharding: Any = None, schedule: optax.Schedule | None = None):
+                    batch_sharding: Any = None, consts_sharding: Any = None, schedule: optax.Schedule | None = None,
+                    group_size: int = 1, rank_weight: float = 1.0):
     """`step(state, batch, consts) -> (state, metrics)`, jit-compiled, state donated.
 
     With shardings given, in/out shardings are explicit (metrics replicated); without, jit picks (1 device).
+    `group_size` > 1 makes it the ranking step (`rank_loss_terms` over groups of that many rows; no accumulation:
+    micro-batches would cut groups apart).
     """
-    grad_fn = jax.value_and_grad(lambda p, c, b: loss_terms(p, c, cfg, b), has_aux=True)
+    ranking = group_size > 1
+    if ranking and accum != 1:
+        raise ValueError("the ranking step takes no gradient accumulation (set train.rank_batch_size instead)")
+    if ranking:
+        grad_fn = jax.value_and_grad(lambda p, c, b: rank_loss_terms(p, c, cfg, b, group_size, rank_weight),
+                                     has_aux=True)
+    else:
+        grad_fn = jax.value_and_grad(lambda p, c, b: loss_terms(p, c, cfg, b), has_aux=True)
 
     def step(state: TrainState, batch: dict, consts: StepConstants):
-        if accum == 1:
+        if ranking:  # the objective is already normalised
+            (_, stats), grads = grad_fn(state.params, consts, batch)
+        elif accum == 1:
             (_, stats), grads = grad_fn(state.params, consts, batch)
         else:
             def body(carry, micro):
@@ -412,8 +482,9 @@ def make_train_step(cfg: llama.LlamaConfig, tx: optax.GradientTransformation, ac
             zeros_g = jax.tree.map(jnp.zeros_like, state.params)
             zeros_s = {k: jnp.zeros((), jnp.float32) for k in _STAT_KEYS}
             (grads, stats), _ = jax.lax.scan(body, (zeros_g, zeros_s), _micro_batches(batch, accum, mesh))
-        denom = jnp.maximum(stats["label_tokens"], 1.0)
-        grads = jax.tree.map(lambda g: g / denom, grads)  # mean over the label tokens of the whole batch
+        if not ranking:
+            denom = jnp.maximum(stats["label_tokens"], 1.0)
+            grads = jax.tree.map(lambda g: g / denom, grads)  # mean over the label tokens of the whole batch
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         rng = jax.random.key_data(jax.random.split(jax.random.wrap_key_data(state.rng))[0])
@@ -436,13 +507,17 @@ _STAT_KEYS = ("loss_sum", "label_tokens", "correct_tokens", "sequences", "correc
 
 def _metrics(stats: dict) -> dict:
     tokens = jnp.maximum(stats["label_tokens"], 1.0)
-    return {
+    out = {
         "loss": stats["loss_sum"] / tokens,
         "token_accuracy": stats["correct_tokens"] / tokens,
         "docid_accuracy": stats["correct_sequences"] / jnp.maximum(stats["sequences"], 1.0),
         "label_tokens": stats["label_tokens"],
         "input_tokens": stats["input_tokens"],
     }
+    if "pairs" in stats:  # a ranking step
+        pairs = jnp.maximum(stats["pairs"], 1.0)
+        out.update(rank_loss=stats["rank_sum"] / pairs, pair_accuracy=stats["pairs_ordered"] / pairs)
+    return out
 
 
 def make_eval_step(cfg: llama.LlamaConfig, mesh: Mesh | None = None, params_sharding: Any = None,
