@@ -93,3 +93,27 @@ def test_length_buckets_cut_padding_and_keep_every_row_and_the_resume_stream():
     for b in batches[5:]:
         r = next(resumed)
         assert ids(r) == ids(b) and r["tokens"].shape == b["tokens"].shape
+
+
+def test_groups_stay_whole_in_every_batch_and_process_slice():
+    """group_size G: rows [gG, (g+1)G) always travel together, each epoch visits every group once, and processes get
+    whole groups; G = 1 is the plain iterator."""
+    ex = examples(24)  # 8 groups of 3
+    whole = BatchIterator(ex, 6, seed=2, group_size=3)
+    assert whole.steps_per_epoch == 4
+    epoch = [ids(next(whole)) for _ in range(4)]
+    for batch in epoch:
+        for start in range(0, 6, 3):
+            g = batch[start:start + 3]
+            assert g[0] % 3 == 0 and g == [g[0], g[0] + 1, g[0] + 2]
+    assert sorted(i for b in epoch for i in b) == list(range(24))
+    parts = [BatchIterator(ex, 6, seed=2, group_size=3, process_index=p, process_count=2) for p in range(2)]
+    again = BatchIterator(ex, 6, seed=2, group_size=3)
+    for _ in range(4):
+        assert [i for it in parts for i in ids(next(it))] == ids(next(again))
+    assert [ids(next(BatchIterator(ex, 4, seed=5))) for _ in range(1)] == \
+        [ids(next(BatchIterator(ex, 4, seed=5, group_size=1)))]
+    with pytest.raises(ValueError, match="whole groups"):
+        BatchIterator(ex, 6, seed=2, group_size=3, process_index=0, process_count=4)
+    with pytest.raises(ValueError, match="length buckets"):
+        BatchIterator(ex, 6, seed=2, group_size=3, length_buckets=2)

@@ -81,3 +81,22 @@ def test_resume_refuses_a_changed_config(full_run, tmp_path):
     assert not (tmp_path / "checkpoints.rejected").exists()  # a config mismatch is not damage: nothing moved
     with pytest.raises(FileExistsError, match="--resume"):
         fit(tiny_setup(), tmp_path, progress=False)
+
+
+def test_ranking_steps_interleave_and_resume_bit_identically(tmp_path):
+    """train.rank_every = 1: every second step is a ranking step over whole groups; its iterator's position is saved
+    beside the docid loss's, so a run stopped and resumed equals the uninterrupted one."""
+    from training_fixtures import tiny_rank_setup
+
+    setup = lambda: tiny_rank_setup(rank_every=1, rank_batch_size=6, total_steps=12, checkpoint_every=6)
+    full = fit(setup(), tmp_path / "full", progress=False)
+    rows = [r for r in full.history if "loss" in r]
+    assert [("rank_loss" in r) for r in rows] == [False, True] * 6
+    assert full.data_position == {"epoch": 1, "step": 2, "rank": {"epoch": 0, "step": 6}}
+    first = fit(setup(), tmp_path / "cut", stop_after_step=6, progress=False)
+    assert first.data_position["rank"] == {"epoch": 0, "step": 3}
+    resumed = fit(setup(), tmp_path / "cut", resume=True, progress=False)
+    assert_trees_equal(resumed.state, full.state)
+    assert resumed.data_position == full.data_position
+    with pytest.raises(ValueError, match="data.negatives"):
+        fit(tiny_setup(rank_every=1), tmp_path / "none", progress=False)

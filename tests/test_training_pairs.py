@@ -120,3 +120,35 @@ def test_bad_index_rows_name_file_and_line(tmp_path):
     (root / "manifest.json").write_text("{}")
     with pytest.raises(IndexFormatError, match="instruction"):
         load_index(root)
+
+
+def test_ranking_groups_pair_each_training_query_with_other_documents_docids(tmp_path, tokenizer):
+    """data.negatives = n: every training row (never a held-out one) again, followed by n rows of the same prompt
+    with another document's docid; the groups are counted in the collection's counts."""
+    docids = {f"d{i}": f"term{i} alpha{i} beta{i}" for i in range(6)}
+    queries = [(f"d{i}", f"question about term{i} and alpha{(i + 1) % 6} {j}", "span") for i in range(6)
+               for j in range(4)] + [(f"d{i}", f"term{i} alpha{i} text of document {i}", "doc_as_query")
+                                     for i in range(6)]
+    index = load_index(write_index(tmp_path / "ix", docids, queries))
+    data = build_examples([index], tokenizer, PairsConfig(heldout_fraction=0.2, negatives=2))
+    plain = build_examples([index], tokenizer, PairsConfig(heldout_fraction=0.2))
+    assert data.group_size == 3 and len(data.rank) == 3 * len(data.train)
+    assert np.array_equal(data.train.tokens, plain.train.tokens) and plain.rank is None  # rows unchanged
+    counts = data.counts["collections"][0]
+    assert counts["rank_groups"] == len(data.train) and counts["negatives"] == 2
+    train_prompts = set()
+    for i in range(len(data.train)):
+        cols = data.train.target_index[i][data.train.label_mask[i]]
+        train_prompts.add(tuple(data.train.tokens[i, :cols[0] + 1]))
+    rank = data.rank
+    for g in range(len(rank) // 3):
+        rows = range(3 * g, 3 * g + 3)
+        prompts = {tuple(rank.tokens[r, :rank.target_index[r, 0] + 1]) for r in rows}
+        assert len(prompts) == 1 and prompts <= train_prompts  # one training query per group
+        docs = [int(rank.doc_index[r]) for r in rows]
+        assert len(set(docs)) == 3  # the positive, then two other documents
+        for r in rows:  # each row's labels are its document's docid + EOS
+            labels = rank.labels[r][rank.label_mask[r]]
+            assert tokenizer.decode(labels[:-1]) == docids[data.docid_rows[0][rank.doc_index[r]]]
+    positives = sorted(int(rank.doc_index[3 * g]) for g in range(len(rank) // 3))
+    assert positives == sorted(data.train.doc_index.tolist())

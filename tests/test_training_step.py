@@ -128,3 +128,27 @@ def test_cached_frozen_features_need_frozen_layers(tmp_path):
 
     with pytest.raises(ValueError, match="top_layers"):
         fit(tiny_setup(cache_frozen_features=True), tmp_path, progress=False)
+
+
+def test_rank_objective_is_ranknet_on_each_rows_docid_log_probability():
+    """rank_loss_terms over groups (positive, negative, negative) equals the positives' mean docid cross-entropy plus
+    rank_weight x the mean of softplus(s_neg - s_pos), with s = -(summed docid loss of that row alone)."""
+    from training_fixtures import tiny_rank_groups
+
+    ex = tiny_rank_groups(tiny_examples(), negatives=2)
+    batch = ex.as_batch(np.arange(12))  # 4 groups of 3
+    trainable, frozen = tr.split_params(tiny_params(), TINY, "top_layers:1")
+    consts = tr.step_constants(frozen, None, 128)
+    objective, stats = jax.jit(lambda p, c, b: tr.rank_loss_terms(p, c, TINY, b, 3, 0.7))(trainable, consts, batch)
+    one_row = jax.jit(lambda p, c, b: tr.loss_terms(p, c, TINY, b))
+    per_row = [host(one_row(trainable, consts, ex.as_batch(np.array([r])))) for r in range(12)]
+    nll = np.array([s[0] for s in per_row]).reshape(4, 3)  # -log p(docid | query) per row
+    tokens = np.array([s[1]["label_tokens"] for s in per_row]).reshape(4, 3)
+    s = -nll
+    ranknet = np.log1p(np.exp(s[:, 1:] - s[:, :1]))
+    expected = nll[:, 0].sum() / tokens[:, 0].sum() + 0.7 * ranknet.mean()
+    np.testing.assert_allclose(float(objective), expected, rtol=1e-5)
+    stats = host(stats)
+    assert stats["pairs"] == 8 and stats["label_tokens"] == tokens[:, 0].sum()
+    assert stats["pairs_ordered"] == np.sum(s[:, :1] > s[:, 1:])
+    np.testing.assert_allclose(stats["rank_sum"], ranknet.sum(), rtol=1e-5)

@@ -155,6 +155,8 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     frozen_sh = shd.tree_shardings(mesh, shape_of(frozen), frozen_axes) if frozen else {}
     train_ex, heldout_ex, rank_ex, prefixes = setup.data.train, setup.data.heldout, setup.data.rank, None
     group = setup.data.group_size
+    if tc.rank_every < 0 or tc.rank_batch_size < 0:
+        raise ValueError(f"train.rank_every={tc.rank_every} and train.rank_batch_size={tc.rank_batch_size} must be >= 0")
     if tc.rank_every and rank_ex is None:
         raise ValueError("train.rank_every needs ranking groups: set data.negatives > 0")
     if not tc.rank_every:

@@ -22,6 +22,11 @@ large matmul for a 49K vocabulary) runs on ~16 positions per row instead of T.
 The index reader, the prompt (`PromptBuilder`) and the docid tokens are the retriever contract that indexing, training
 and search share: they live in `zerogr_jax/retrieval_contract.py` (and are re-exported here).
 
+**Ranking groups** (`PairsConfig.negatives` = n > 0): every training row again, followed by n rows of the same prompt
+with other documents' docids (`training/negatives.py`), G = 1 + n consecutive rows per group in `PairsData.rank`; the
+ranking step (`training.step.rank_loss_terms`) reads them. Counted per collection (groups, groups too long, BM25
+lists topped up with uniform draws).
+
 **Shared prefixes.** Every example of a collection starts with the same tokens: the chat template's system turn and
 the user turn up to and including the instruction (~50 of ~80 tokens for SmolLM2 and short queries).
 `split_shared_prefixes` moves that prefix out of the rows into one `[C, P]` array; the train step computes its KV
@@ -34,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -57,9 +62,14 @@ class PairsConfig:
     # ranking groups (`train.rank_every`): each training row again, followed by `negatives` rows of the same query
     # with another document's docid (`training/negatives.py`); 0 = none built
     negatives: int = 0
-    negatives_source: str = "bm25"  # "bm25" (drawn from BM25's top negatives_depth over the index rows) | "random"
+    negatives_source: Literal["bm25", "random"] = "bm25"  # "bm25" (drawn from BM25's top negatives_depth over the index rows) | "random"
     negatives_depth: int = 20
     negatives_seed: int = 0
+
+    def __post_init__(self):
+        if self.negatives < 0 or self.negatives_depth < 1:
+            raise ValueError(f"data.negatives={self.negatives} must be >= 0 and data.negatives_depth="
+                             f"{self.negatives_depth} >= 1")
 
 
 @dataclasses.dataclass

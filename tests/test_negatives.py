@@ -1,0 +1,48 @@
+"""Negatives for the ranking loss: BM25-mined from the index rows (or uniform), never the positive, seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zerogr_jax.data.beir import Document
+from zerogr_jax.evaluation.bm25 import bm25_search, build_bm25_index
+from zerogr_jax.training.negatives import NegativesStats, mine_negatives
+
+DOCS = ["glucose insulin plasma levels", "glucose fetal maternal plasma", "insulin secretion pancreas",
+        "cornea histamine mast cells", "fetal lung maturation", "maternal plasma ffa glucose levels",
+        "kidney transplant rejection", "plasma glucose fasting levels"]
+QUERIES = ["glucose plasma levels", "fetal maternal glucose", "cornea histamine", "zebra unicorn"]
+POSITIVES = [0, 1, 3, 6]
+
+
+def test_bm25_negatives_come_from_the_top_depth_without_the_positive():
+    stats = NegativesStats()
+    depth = 4
+    negs = mine_negatives(DOCS, QUERIES, POSITIVES, 2, depth=depth, seed=0, stats=stats)
+    assert negs.shape == (4, 2)
+    index = build_bm25_index(Document(str(i), "", t) for i, t in enumerate(DOCS))
+    run = bm25_search(index, {str(q): t for q, t in enumerate(QUERIES)}, k=depth + 1)
+    for q, row in enumerate(negs):
+        assert POSITIVES[q] not in row and len(set(row.tolist())) == 2
+        top = [int(d) for d in run[str(q)] if int(d) != POSITIVES[q]]
+        if len(top) >= 2:  # drawn from BM25's own list
+            assert set(row.tolist()) <= set(top)
+    # "cornea histamine" matches one other document at most, "zebra unicorn" none: topped up uniformly, counted
+    assert stats.queries == 4 and stats.topped_up == 2
+    again = mine_negatives(DOCS, QUERIES, POSITIVES, 2, depth=depth, seed=0)
+    assert np.array_equal(again, negs)  # seeded
+    draws = {tuple(mine_negatives(DOCS, QUERIES, POSITIVES, 2, depth=depth, seed=s)[0]) for s in range(8)}
+    assert len(draws) > 1  # a draw from the top depth, not always the very top
+
+
+def test_random_negatives_and_bad_arguments():
+    negs = mine_negatives(DOCS, QUERIES, POSITIVES, 7, source="random", seed=1)
+    for q, row in enumerate(negs):  # all 7 other documents, each once
+        assert sorted(row.tolist()) == sorted(set(range(8)) - {POSITIVES[q]})
+    with pytest.raises(ValueError, match="at least 9 documents"):
+        mine_negatives(DOCS, QUERIES, POSITIVES, 8)
+    with pytest.raises(ValueError, match="source"):
+        mine_negatives(DOCS, QUERIES, POSITIVES, 2, source="dense")
+    with pytest.raises(ValueError, match="positives"):
+        mine_negatives(DOCS, QUERIES, POSITIVES[:2], 2)
