@@ -246,11 +246,11 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     final_eval: dict = {}
     pending = None  # metrics of the previous step: read one step late so the host never waits on the device
 
-    def log_metrics(step: int, metrics) -> None:
+    def log_metrics(step: int, metrics, rows: int) -> None:
         nonlocal window_tokens, window_examples, window_start
         m = {k: float(v) for k, v in jax.device_get(metrics).items()}
         window_tokens += m["input_tokens"]
-        window_examples += tc.batch_size
+        window_examples += rows
         if step % tc.log_every == 0 or step == end:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             row = {"step": step, **m, "tokens_per_s": window_tokens / elapsed,
@@ -264,11 +264,13 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     for step in range(start, end):
         if is_rank_step(step):
             state, metrics = rank_step(state, next(rank_iter), consts)
+            rows = rank_iter.global_batch
         else:
             state, metrics = train_step(state, next(iterator), consts)
+            rows = tc.batch_size
         if pending is not None:
             log_metrics(*pending)
-        pending = (step + 1, metrics)
+        pending = (step + 1, metrics, rows)
         ckpt.save(step + 1, state, data_position(), run_config)
         bar.update(1)
         if tc.eval_every and (step + 1) % tc.eval_every == 0 and step + 1 < total_steps:
