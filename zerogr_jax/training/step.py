@@ -28,7 +28,8 @@ Choices, and why:
   query's positive and BM25-mined negative docids, on the sequence log-probability search ranks by rather than on a
   separate head's logit (the reference's choice): the ranking it learns is the one exact search uses, at no cost at
   search. Its own jit-compiled step over whole groups (`rank_loss_terms`); the frozen features cache does not cover
-  its rows (they run through every layer), so only the rows the ranking steps use are ever computed.
+  its rows (they run through every layer), so only the rows the ranking steps use are ever computed. Off by default:
+  on med and cisi it lowered nDCG@10 and raised the held-out docid loss (RESULTS.md, session 12).
 * **Mixed precision**: params and optimizer state in float32; matmuls in `TrainConfig.dtype` (the model casts);
   the loss (log-softmax) in float32.
 """
