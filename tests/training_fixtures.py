@@ -97,28 +97,18 @@ def assert_trees_equal(a, b):
 
 def tiny_rank_groups(ex: Examples, negatives: int = 2, seed: int = 0) -> Examples:
     """Each row of `ex` followed by `negatives` rows of its prompt with other documents' docids (one ranking group)."""
+    from zerogr_jax.training.pairs import _assemble
+
     rng = np.random.default_rng(seed)
-    t, label_len = ex.tokens.shape[1], ex.labels.shape[1]
-    docs = np.unique(ex.doc_index)
-    label_of = {int(d): ex.labels[np.flatnonzero(ex.doc_index == d)[0]] for d in docs}
-    mask_of = {int(d): ex.label_mask[np.flatnonzero(ex.doc_index == d)[0]] for d in docs}
+    docs = [int(d) for d in np.unique(ex.doc_index)]
+    first_row = {d: np.flatnonzero(ex.doc_index == d)[0] for d in docs}
+    label_of = {d: ex.labels[r][ex.label_mask[r]].tolist() for d, r in first_row.items()}
     rows = []
     for i in range(len(ex)):
         prompt = ex.tokens[i, :ex.target_index[i, 0] + 1].tolist()
-        others = rng.choice([int(d) for d in docs if d != ex.doc_index[i]], size=negatives, replace=False)
-        for d in [int(ex.doc_index[i]), *others]:
-            rows.append((prompt, label_of[d][mask_of[d]].tolist(), d))
-    n = len(rows)
-    tokens, kv_mask = np.zeros((n, t), np.int32), np.zeros((n, t), bool)
-    target_index, labels = np.zeros((n, label_len), np.int32), np.zeros((n, label_len), np.int32)
-    label_mask = np.zeros((n, label_len), bool)
-    for i, (prompt, label, _) in enumerate(rows):
-        seq = prompt + label
-        tokens[i, :len(seq)], kv_mask[i, :len(seq)] = seq, True
-        target_index[i] = np.minimum(len(prompt) - 1 + np.arange(label_len), t - 1)
-        labels[i, :len(label)], label_mask[i, :len(label)] = label, True
-    return Examples(tokens, kv_mask, target_index, labels, label_mask, np.zeros(n, np.int32),
-                    np.array([r[2] for r in rows], np.int32))
+        others = rng.choice([d for d in docs if d != ex.doc_index[i]], size=negatives, replace=False)
+        rows += [(prompt, label_of[d], 0, d) for d in [int(ex.doc_index[i]), *others]]
+    return _assemble(rows, ex.tokens.shape[1], ex.labels.shape[1], pad=0)
 
 
 def tiny_rank_setup(negatives: int = 2, **train_overrides) -> TrainSetup:

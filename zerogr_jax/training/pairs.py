@@ -62,7 +62,7 @@ class PairsConfig:
     # ranking groups (`train.rank_every`): each training row again, followed by `negatives` rows of the same query
     # with another document's docid (`training/negatives.py`); 0 = none built
     negatives: int = 0
-    negatives_source: Literal["bm25", "random"] = "bm25"  # "bm25" (drawn from BM25's top negatives_depth over the index rows) | "random"
+    negatives_source: Literal["bm25", "random"] = "bm25"  # bm25: drawn from BM25's top negatives_depth over the rows
     negatives_depth: int = 20
     negatives_seed: int = 0
 
