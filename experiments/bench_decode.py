@@ -1,15 +1,20 @@
 """Top-K reverse-annealed docids per query: zerogr-jax's compiled loop vs the reference procedure, side by side.
 
-    python experiments/bench_decode.py                          # 16 queries, batch 16, K=100, f32 and bf16,
-                                                                # reference on 2 queries per dtype
-    python experiments/bench_decode.py --num-queries 64 --batch 32 --ref-queries 0
+    python experiments/bench_decode.py --k 100 10 --num-queries 16 --batch 16 --ref-queries 4 --dtypes float32
 
 Same model (embedded SmolLM2-135M-Instruct, dense weights), same scifact title trie, same prompts (judged scifact
-test queries with the task instruction, chat-formatted). Ours: `decoding.reverse_annealed_topk`, timed after a
-warm-up call that compiles (compile time reported apart). Reference: experiments/reference_decode_torch.py
-(K `generate` calls per query with `prefix_allowed_tokens_fn`). Also: per-token step time of the same decode step
-with and without the trie constraint (mask + removal + child lookup) at the same batch. Prints a table and writes
-experiments/results/bench_decode.json (with the machine and its load average, since timings depend on both).
+test queries with the task instruction, chat-formatted), same K. Three engines **alternate** so that all see the
+same machine load: per chunk of `--batch` queries, zerogr-jax decodes the chunk in one call
+(`decoding.reverse_annealed_topk`), then for each of its queries among the first `--ref-queries`, the reference
+(experiments/reference_decode_torch.py: K `generate` calls with `prefix_allowed_tokens_fn`, batch 1) and zerogr-jax
+at batch 1 decode that query. Each jax engine's first call (compile + one call's work) runs before the timed loop;
+`compile_s` = that first call minus the median timed call. Ratios: the reference's s/query over its queries against
+each jax engine's s/query (batch 1: over the same queries).
+
+Also, at the same batch: the decode step with and without the trie constraint (mask + removal + child lookup), and
+a **roofline**: the step's weight matmuls alone (same shapes, no attention, cache or constraint), timed in this
+process, against the whole unconstrained step — achieved GFLOP/s of the step as a fraction of that compute-bound
+limit. Writes experiments/results/bench_decode.json (with the machine and its load average at start and end).
 """
 
 from __future__ import annotations
@@ -49,24 +54,97 @@ def batches(prompts, batch: int, pad_id: int, multiple: int = 32):
     return out
 
 
-def run_ours(model, inputs, trie, k: int, batch: int) -> dict:
+def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype: str) -> list[dict]:
+    """Rows for zerogr-jax at `batch`, zerogr-jax at batch 1 and the reference, the three alternating (docstring)."""
     step_model = decoding.LlamaStepModel(model.cfg)
-    chunks = batches(inputs.prompts, batch, inputs.eos_id)
     rng = jax.random.key(0)
-    tokens, mask, _, _ = chunks[0]
-    start = time.perf_counter()
-    jax.block_until_ready(decoding.reverse_annealed_topk(step_model, model.params, tokens, mask, trie, k, rng))
-    first_call = time.perf_counter() - start
-    produced, start = 0, time.perf_counter()
-    for tokens, mask, real, offset in chunks:
+    chunks, singles = batches(inputs.prompts, batch, inputs.eos_id), batches(inputs.prompts, 1, inputs.eos_id)
+
+    def call(tokens, mask, offset):
+        start = time.perf_counter()
         out = decoding.reverse_annealed_topk(step_model, model.params, tokens, mask, trie, k, rng, key_offset=offset)
-        produced += int(np.sum(np.asarray(out.docids)[:real] >= 0))
-    seconds = time.perf_counter() - start
+        docids = np.asarray(out.docids)
+        return docids, time.perf_counter() - start
+
+    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1]}
+    ref = None
+    if ref_queries:
+        from reference_decode_torch import ReferenceDecoder
+        ref = ReferenceDecoder(inputs, k, dtype, threads=os.cpu_count())
+    times = {"batch": [], "one": [], "ref": []}
+    produced = {"batch": 0, "one": 0, "ref": 0}
+    for tokens, mask, real, offset in chunks:
+        docids, seconds = call(tokens, mask, offset)
+        times["batch"].append(seconds)
+        produced["batch"] += int(np.sum(docids[:real] >= 0))
+        for q in range(offset, min(offset + real, ref_queries)):
+            docids, seconds = call(*singles[q][:2], q)
+            times["one"].append(seconds)
+            produced["one"] += int(np.sum(docids >= 0))
+            if ref is not None:
+                found, seconds = ref.decode(inputs.prompts[q])
+                times["ref"].append(seconds)
+                produced["ref"] += len(found)
     n = len(inputs.prompts)
-    return dict(engine="zerogr-jax reverse_annealed_topk", dtype=model.cfg.dtype, queries=n, batch=batch, k=k,
-                docids=produced, first_call_s=round(first_call, 2), seconds=round(seconds, 2),
-                s_per_query=round(seconds / n, 3), docids_per_s=round(produced / seconds, 2),
-                prompt_len=int(chunks[0][0].shape[1]))
+    rows = []
+    for name, queries, b in (("batch", n, batch), ("one", len(times["one"]), 1)):
+        if not times[name]:
+            continue
+        total = sum(times[name])
+        rows.append(dict(engine=f"zerogr-jax reverse_annealed_topk, batch {b}", dtype=model.cfg.dtype, batch=b,
+                         queries=queries, k=k, docids=produced[name], seconds=round(total, 2),
+                         s_per_query=round(total / queries, 3), docids_per_s=round(produced[name] / total, 2),
+                         first_call_s=round(first[name], 2),
+                         compile_s=round(first[name] - float(np.median(times[name])), 2),
+                         prompt_len=int(chunks[0][0].shape[1])))
+    if times["ref"]:
+        total = sum(times["ref"])
+        rows.append(dict(engine="transformers.generate + prefix_allowed_tokens_fn, batch 1", dtype=dtype, batch=1,
+                         queries=len(times["ref"]), k=k, docids=produced["ref"], seconds=round(total, 2),
+                         s_per_query=round(total / len(times["ref"]), 2), docids_per_s=round(produced["ref"] / total, 3),
+                         per_query_s=[round(t, 2) for t in times["ref"]], torch_threads=ref.torch_threads))
+        for r in rows[:-1]:
+            r["speedup_vs_reference"] = round(rows[-1]["s_per_query"] / r["s_per_query"], 2)
+    return rows
+
+
+def step_matmul_flops(cfg, batch: int) -> int:
+    """FLOPs of one decode step's weight matmuls (q, k, v, o, gate, up, down per layer; the head) at `batch` rows."""
+    d, q, kv, f = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.intermediate_size
+    return 2 * batch * (cfg.num_layers * (d * q + 2 * d * kv + q * d + 3 * d * f) + d * cfg.vocab_size)
+
+
+def step_attention_flops(cfg, batch: int, cache_len: int) -> int:
+    """FLOPs of one decode step's attention over `cache_len` slots (scores and weighted values, every layer)."""
+    return 4 * batch * cfg.num_layers * cfg.num_heads * cfg.head_dim * cache_len
+
+
+def roofline(cfg, batch: int, rounds: int = 10) -> dict:
+    """The step's weight matmuls alone, as one jit-compiled chain of the same shapes: best seconds and GFLOP/s."""
+    d, q, kv, f = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.intermediate_size
+    dt, n = cfg.compute_dtype, cfg.num_layers
+    shapes = dict(q=(n, d, q), k=(n, d, kv), v=(n, d, kv), o=(n, q, d), gate=(n, d, f), up=(n, d, f), down=(n, f, d))
+    keys = jax.random.split(jax.random.key(0), len(shapes) + 2)
+    weights = {name: 0.02 * jax.random.normal(key, shape, dt) for (name, shape), key in zip(shapes.items(), keys)}
+    head = 0.02 * jax.random.normal(keys[-2], (d, cfg.vocab_size), dt)
+    x0 = jax.random.normal(keys[-1], (batch, d), dt)
+
+    @jax.jit
+    def chain(weights, head, x):
+        def layer(x, w):
+            side = (x @ w["k"]).sum(-1, keepdims=True) + (x @ w["v"]).sum(-1, keepdims=True)  # keep k, v computed
+            x = x + (x @ w["q"]) @ w["o"] + 1e-6 * side
+            return x + (jax.nn.silu(x @ w["gate"]) * (x @ w["up"])) @ w["down"], None
+        return jax.lax.scan(layer, x, weights)[0] @ head
+
+    jax.block_until_ready(chain(weights, head, x0))
+    best = np.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        jax.block_until_ready(chain(weights, head, x0))
+        best = min(best, time.perf_counter() - start)
+    flops = step_matmul_flops(cfg, batch)
+    return dict(matmul_only_ms=round(1e3 * best, 2), matmul_gflops_per_s=round(flops / best / 1e9, 1))
 
 
 def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *, constrained: bool, k: int):
@@ -150,10 +228,16 @@ def step_overhead(model, inputs, trie, k: int, batch: int, steps=(8, 72), rounds
     logits = jax.random.normal(jax.random.key(1), (batch, model.cfg.vocab_size), jnp.float32)
     jax.block_until_ready(ops(trie, logits, jax.random.key(0), steps[0]))
     ops_s = _per_step(ops, (trie, logits, jax.random.key(0)), steps, rounds)
+    limit = roofline(model.cfg, batch)
+    cache_len = tokens.shape[1] + max(trie.max_depth, 2) - 1
+    flops = step_matmul_flops(model.cfg, batch) + step_attention_flops(model.cfg, batch, cache_len)
+    step_gflops = flops / per_step[False] / 1e9
     return dict(batch=batch, k=k, unconstrained_ms=round(1e3 * per_step[False], 2),
                 constrained_ms=round(1e3 * per_step[True], 2), ratio=round(per_step[True] / per_step[False], 3),
                 constraint_ops_alone_ms=round(1e3 * ops_s, 2),
-                ratio_from_ops=round(1 + ops_s / per_step[False], 3))
+                ratio_from_ops=round(1 + ops_s / per_step[False], 3),
+                step_gflops_per_s=round(step_gflops, 1), **limit,
+                step_fraction_of_matmul_limit=round(step_gflops / limit["matmul_gflops_per_s"], 3))
 
 
 def main(argv=None):
@@ -161,9 +245,10 @@ def main(argv=None):
     ap.add_argument("--data-dir", type=pathlib.Path, default=DEFAULT_DATA)
     ap.add_argument("--num-queries", type=int, default=16)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--k", type=int, default=100)
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
-    ap.add_argument("--ref-queries", type=int, default=2, help="queries run through the reference (0 = skip)")
+    ap.add_argument("--k", type=int, nargs="+", default=[100, 10])
+    ap.add_argument("--dtypes", nargs="+", default=["float32"])
+    ap.add_argument("--ref-queries", type=int, default=4,
+                    help="queries (the first ones) also decoded by the reference and by jax at batch 1 (0 = neither)")
     ap.add_argument("--max-docid-tokens", type=int, default=24)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--skip-overhead", action="store_true")
@@ -184,30 +269,24 @@ def main(argv=None):
                              **host.metadata())
             trie = host.to_device()
         if not args.only_overhead:
-            ours = run_ours(model, inputs, trie, args.k, args.batch)
-            rows.append(ours)
-            print(json.dumps(ours), flush=True)
+            for k in args.k:
+                for row in alternating(model, inputs, trie, k, args.batch, args.ref_queries, dtype):
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
         if not args.skip_overhead:
-            overhead[dtype] = step_overhead(model, inputs, trie, args.k, args.batch)
+            overhead[dtype] = step_overhead(model, inputs, trie, max(args.k), args.batch)
             print(json.dumps({dtype: overhead[dtype]}), flush=True)
-        if args.ref_queries and not args.only_overhead:
-            from reference_decode_torch import run_reference
-
-            ref = run_reference(inputs, args.k, dtype, min(args.ref_queries, len(inputs.prompts)),
-                                threads=os.cpu_count())
-            rows.append(ref)
-            ours["speedup_vs_reference"] = round(ref["s_per_query"] / ours["s_per_query"], 1)
-            print(json.dumps(ref), flush=True)
         del model
 
-    print("\nengine | dtype | queries | s/query | docids/s | speedup")
+    print("\nengine | dtype | K | queries | s/query | docids/s | compile s | speedup vs reference")
     for r in rows:
-        print(f"{r['engine']} | {r['dtype']} | {r['queries']} | {r['s_per_query']} | {r['docids_per_s']} | "
-              f"{r.get('speedup_vs_reference', '')}")
+        print(f"{r['engine']} | {r['dtype']} | {r['k']} | {r['queries']} | {r['s_per_query']} | {r['docids_per_s']} | "
+              f"{r.get('compile_s', '')} | {r.get('speedup_vs_reference', '')}")
     for dtype, o in overhead.items():
         print(f"constraint overhead {dtype}, batch {o['batch']}: {o['constrained_ms']} ms vs "
               f"{o['unconstrained_ms']} ms per step = {o['ratio']}x; constraint ops alone "
-              f"{o['constraint_ops_alone_ms']} ms = {o['ratio_from_ops']}x")
+              f"{o['constraint_ops_alone_ms']} ms = {o['ratio_from_ops']}x; step {o['step_gflops_per_s']} GFLOP/s = "
+              f"{o['step_fraction_of_matmul_limit']} of its matmuls alone ({o['matmul_gflops_per_s']} GFLOP/s)")
     result = dict(command="python experiments/bench_decode.py " + " ".join(argv or sys.argv[1:]),
                   machine=dict(platform=platform.platform(), cpus=os.cpu_count(), device=str(jax.devices()[0]),
                                jax=jax.__version__, loadavg_start=load_start, loadavg_end=os.getloadavg()),

@@ -71,27 +71,41 @@ def reference_topk(model, prompt: list[int], trie: dict, k: int, temperatures, e
     return found
 
 
-def run_reference(inputs, k: int, dtype: str, num_queries: int, threads: int | None = None) -> dict:
-    import torch
+class ReferenceDecoder:
+    """The reference model loaded once; `decode(prompt)` -> (K docids, seconds) for one query (batch 1)."""
 
-    if threads:
-        torch.set_num_threads(threads)
-    model, _ = load_torch_model(dtype)
-    trie = dict_trie(inputs.docid_tokens)
-    temps = reverse_annealing_temperatures(k)
-    depth = max(len(s) for s in inputs.docid_tokens)
-    per_query, produced = [], 0
-    torch.manual_seed(0)
-    for prompt in inputs.prompts[:num_queries]:
+    def __init__(self, inputs, k: int, dtype: str, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch_threads = torch.get_num_threads()
+        self.model, _ = load_torch_model(dtype)
+        self.inputs, self.k, self.dtype = inputs, k, dtype
+        self.trie = dict_trie(inputs.docid_tokens)
+        self.temps = reverse_annealing_temperatures(k)
+        self.depth = max(len(s) for s in inputs.docid_tokens)
+        torch.manual_seed(0)
+
+    def decode(self, prompt: list[int]) -> tuple[list[tuple[int, ...]], float]:
         start = time.perf_counter()
-        docids = reference_topk(model, prompt, trie, k, temps, inputs.eos_id, inputs.eos_id, depth)
-        per_query.append(time.perf_counter() - start)
+        docids = reference_topk(self.model, prompt, self.trie, self.k, self.temps, self.inputs.eos_id,
+                                self.inputs.eos_id, self.depth)
+        return docids, time.perf_counter() - start
+
+
+def run_reference(inputs, k: int, dtype: str, num_queries: int, threads: int | None = None) -> dict:
+    ref = ReferenceDecoder(inputs, k, dtype, threads)
+    per_query, produced = [], 0
+    for prompt in inputs.prompts[:num_queries]:
+        docids, seconds = ref.decode(prompt)
+        per_query.append(seconds)
         produced += len(docids)
     total = sum(per_query)
     return dict(engine="transformers.generate + prefix_allowed_tokens_fn", dtype=dtype, queries=len(per_query),
                 k=k, docids=produced, seconds=round(total, 2), s_per_query=round(total / len(per_query), 2),
                 docids_per_s=round(produced / total, 3), per_query_s=[round(s, 2) for s in per_query],
-                torch_threads=torch.get_num_threads())
+                torch_threads=ref.torch_threads)
 
 
 def main(argv=None):
