@@ -108,10 +108,17 @@ def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype
     return rows
 
 
+def step_weight_shapes(cfg) -> dict[str, tuple[int, int]]:
+    """(in, out) of each weight matrix one decode step multiplies per layer, and of the head ("head", once)."""
+    d, q, kv, f = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.intermediate_size
+    return dict(q=(d, q), k=(d, kv), v=(d, kv), o=(q, d), gate=(d, f), up=(d, f), down=(f, d), head=(d, cfg.vocab_size))
+
+
 def step_matmul_flops(cfg, batch: int) -> int:
     """FLOPs of one decode step's weight matmuls (q, k, v, o, gate, up, down per layer; the head) at `batch` rows."""
-    d, q, kv, f = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.intermediate_size
-    return 2 * batch * (cfg.num_layers * (d * q + 2 * d * kv + q * d + 3 * d * f) + d * cfg.vocab_size)
+    shapes = step_weight_shapes(cfg)
+    head = shapes.pop("head")
+    return 2 * batch * (cfg.num_layers * sum(i * o for i, o in shapes.values()) + head[0] * head[1])
 
 
 def step_attention_flops(cfg, batch: int, cache_len: int) -> int:
@@ -121,13 +128,13 @@ def step_attention_flops(cfg, batch: int, cache_len: int) -> int:
 
 def roofline(cfg, batch: int, rounds: int = 10) -> dict:
     """The step's weight matmuls alone, as one jit-compiled chain of the same shapes: best seconds and GFLOP/s."""
-    d, q, kv, f = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.intermediate_size
+    shapes = step_weight_shapes(cfg)
+    keys = jax.random.split(jax.random.key(0), len(shapes) + 1)
     dt, n = cfg.compute_dtype, cfg.num_layers
-    shapes = dict(q=(n, d, q), k=(n, d, kv), v=(n, d, kv), o=(n, q, d), gate=(n, d, f), up=(n, d, f), down=(n, f, d))
-    keys = jax.random.split(jax.random.key(0), len(shapes) + 2)
-    weights = {name: 0.02 * jax.random.normal(key, shape, dt) for (name, shape), key in zip(shapes.items(), keys)}
-    head = 0.02 * jax.random.normal(keys[-2], (d, cfg.vocab_size), dt)
-    x0 = jax.random.normal(keys[-1], (batch, d), dt)
+    weights = {name: 0.02 * jax.random.normal(key, ((n,) if name != "head" else ()) + shape, dt)
+               for (name, shape), key in zip(shapes.items(), keys)}
+    head = weights.pop("head")
+    x0 = jax.random.normal(keys[-1], (batch, cfg.hidden_size), dt)
 
     @jax.jit
     def chain(weights, head, x):

@@ -186,10 +186,10 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     iterator = pipe.BatchIterator(train_ex, tc.batch_size, seed=tc.seed, weights=exp.data.weights or None,
                                   shardings=batch_sh, length_buckets=tc.length_buckets)
     rank_iter = None
-    if rank_ex is not None:  # no cached features: the ranking rows run through every layer, when used
+    rank_sh = pipe.batch_shardings(mesh)  # no cached features: the ranking rows run through every layer, when used
+    if rank_ex is not None:
         rank_iter = pipe.BatchIterator(rank_ex, tc.rank_batch_size or tc.batch_size, seed=tc.seed + 1,
-                                       weights=exp.data.weights or None, shardings=pipe.batch_shardings(mesh),
-                                       group_size=group)
+                                       weights=exp.data.weights or None, shardings=rank_sh, group_size=group)
     total_steps = tc.total_steps or max(1, math.ceil(tc.epochs * iterator.steps_per_epoch))
     if rank_iter is not None and not tc.total_steps:  # the epochs count docid-loss steps; ranking steps come on top
         total_steps += total_steps // tc.rank_every
@@ -220,7 +220,7 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     schedule = tr.learning_rate_schedule(tc, total_steps)
     train_step = tr.make_train_step(cfg, tx, tc.grad_accum_steps, mesh, state_sh, batch_sh, consts_sh, schedule)
     rank_step = None if rank_iter is None else tr.make_train_step(
-        cfg, tx, 1, mesh, state_sh, pipe.batch_shardings(mesh), consts_sh, schedule, group_size=group,
+        cfg, tx, 1, mesh, state_sh, rank_sh, consts_sh, schedule, group_size=group,
         rank_weight=tc.rank_weight)
 
     def is_rank_step(step: int) -> bool:  # 0-based: every (rank_every + 1)-th step

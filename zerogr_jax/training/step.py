@@ -303,6 +303,14 @@ def _label_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfi
     return ce, mask, correct
 
 
+def _input_tokens(consts: StepConstants, batch: dict) -> jax.Array:
+    """Real tokens the batch's rows run through the model, their shared prefixes included: [] float32."""
+    n = batch["kv_mask"].sum().astype(jnp.float32)
+    if consts.prefix_len is not None:
+        n += consts.prefix_len[batch["collection"]].sum().astype(jnp.float32)
+    return n
+
+
 def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict) -> tuple[jax.Array, dict]:
     """Summed cross-entropy over label tokens, and summed counts (so micro-batches add up exactly)."""
     ce, mask, correct = _label_terms(trainable, consts, cfg, batch)
@@ -314,10 +322,8 @@ def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig,
         "correct_tokens": (correct & mask).sum().astype(jnp.float32),
         "sequences": has_label.sum().astype(jnp.float32),
         "correct_sequences": (correct.all(-1) & has_label).sum().astype(jnp.float32),  # teacher-forced exact match
-        "input_tokens": batch["kv_mask"].sum().astype(jnp.float32),  # real tokens of the examples
+        "input_tokens": _input_tokens(consts, batch),
     }
-    if consts.prefix_len is not None:
-        stats["input_tokens"] += consts.prefix_len[batch["collection"]].sum().astype(jnp.float32)
     return loss_sum, stats
 
 
@@ -352,13 +358,11 @@ def rank_loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaCo
         "correct_tokens": (correct & positive).sum().astype(jnp.float32),
         "sequences": pos_has.sum().astype(jnp.float32),
         "correct_sequences": (correct.all(-1).reshape(b // g, g)[:, 0] & pos_has).sum().astype(jnp.float32),
-        "input_tokens": batch["kv_mask"].sum().astype(jnp.float32),
+        "input_tokens": _input_tokens(consts, batch),
         "rank_sum": rank_sum,
         "pairs": num_pairs,
         "pairs_ordered": jnp.sum(pairs & (margin > 0)).astype(jnp.float32),  # positive scored above the negative
     }
-    if consts.prefix_len is not None:
-        stats["input_tokens"] += consts.prefix_len[batch["collection"]].sum().astype(jnp.float32)
     return objective, stats
 
 
@@ -471,9 +475,7 @@ def make_train_step(cfg: llama.LlamaConfig, tx: optax.GradientTransformation, ac
         grad_fn = jax.value_and_grad(lambda p, c, b: loss_terms(p, c, cfg, b), has_aux=True)
 
     def step(state: TrainState, batch: dict, consts: StepConstants):
-        if ranking:  # the objective is already normalised
-            (_, stats), grads = grad_fn(state.params, consts, batch)
-        elif accum == 1:
+        if ranking or accum == 1:  # (the ranking objective is normalised already)
             (_, stats), grads = grad_fn(state.params, consts, batch)
         else:
             def body(carry, micro):
