@@ -1,14 +1,16 @@
 """Teacher-forced docid scoring equals brute-force constrained log-probabilities (whole sequence, no cache) and the
-exact beam's scores; the prior rescoring re-ranks a candidate pool by log p(d | q) - w log p(d | no query)."""
+exact beam's scores; the prior rescoring re-ranks a candidate pool by log p(d | q) - w log p(d | no query), and the
+rerank head's scores equal a plain forward pass's reserved-token logit after each docid."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids
 from zerogr_jax.models import llama
-from zerogr_jax.retrieval.search import rescore_with_prior
+from zerogr_jax.retrieval.search import Candidates, SearchConfig, pool_order
 from zerogr_jax.tokenization import left_pad
 from zerogr_jax.retrieval.trie import build_trie
 
@@ -70,14 +72,39 @@ def test_teacher_forced_scores_equal_brute_force_and_the_exact_beam():
     np.testing.assert_allclose(got[exact.docids[0]], exact.logprobs[0], rtol=1e-4, atol=1e-4)
 
 
-def test_rescore_with_prior_sorts_by_the_corrected_score():
+def test_pool_order_sorts_by_the_corrected_score_then_reranks_the_top_by_the_head():
     docids = np.array([[3, 0, 2, -1], [1, 2, 0, 3]])
     logprobs = np.array([[-1.0, -2.0, -2.5, -np.inf], [-0.5, -0.6, -3.0, -4.0]])
     prior = np.array([-1.0, -3.0, -0.5, -9.0])
-    out = rescore_with_prior(docids, logprobs, prior, 1.0)
+    c = Candidates(["a", "b"], docids, logprobs, prior)
+    ordered = lambda cfg: np.take_along_axis(docids, pool_order(c, cfg), axis=1).tolist()  # noqa: E731
     # row 0: 3 -> 8.0, 0 -> -1.0, 2 -> -2.0; row 1: 1 -> 2.5, 2 -> -0.1, 0 -> -2.0, 3 -> 5.0
-    assert out.tolist() == [[3, 0, 2, -1], [3, 1, 2, 0]]
-    assert rescore_with_prior(docids, logprobs, prior, 0.0).tolist() == docids.tolist()
+    assert ordered(SearchConfig(strategy="exact", prior_weight=1.0)) == [[3, 0, 2, -1], [3, 1, 2, 0]]
+    assert ordered(SearchConfig()) == docids.tolist()
+    # the head re-orders the corrected order's first 3 (row 0: its 3 real docids; row 1: 3, 1, 2), the rest stays
+    head = np.array([[0.1, 0.9, 0.5, np.nan], [0.2, 0.7, np.nan, 0.3]], np.float32)
+    c = Candidates(["a", "b"], docids, logprobs, prior, head)
+    assert ordered(SearchConfig(strategy="exact", prior_weight=1.0, rerank_depth=3)) == [[0, 2, 3, -1], [2, 3, 1, 0]]
+    with pytest.raises(ValueError, match="rerank"):
+        pool_order(Candidates(["a"], docids[:1], logprobs[:1], prior), SearchConfig(rerank_depth=2))
+
+
+def test_head_scores_equal_the_reserved_tokens_logit_after_each_docid():
+    """docid_scoring.head_scores (prompt once, docids as rows after its cache, padded chunks) equals a plain forward
+    pass over prompt + docid + EOS: the last hidden state dotted with the token's (tied) output row."""
+    from zerogr_jax.retrieval.docid_scoring import head_scores
+
+    params = llama.init_params(CFG, jax.random.key(4))
+    host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)
+    prompt, token = [5, 9, 2, 17, 8], 0
+    want = []
+    for u in range(host.num_docids):
+        seq = np.asarray([prompt + host.docid_tokens(u)], np.int32)
+        hidden, _ = llama.forward(params, CFG, seq, jnp.arange(seq.shape[1])[None], return_hidden=True)
+        want.append(float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token]))
+    subset = np.asarray([3, 0, 3, host.num_docids - 1, 7])
+    got = head_scores(decoding.LlamaStepModel(CFG), params, prompt, host, subset, token, chunk=4)
+    np.testing.assert_allclose(got, np.asarray(want)[subset], rtol=1e-4, atol=1e-4)
 
 
 def test_scoring_a_subset_equals_scoring_all():

@@ -178,3 +178,39 @@ def test_candidate_scores_equal_the_exact_beam_and_follow_shared_docids(tokenize
     assert scores["q1"]["d0"] == got.logprobs["q1"]["d0"] - 0.5 * got.prior["d0"]
     with pytest.raises(KeyError, match="not in the index"):
         score_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "x", {"q1": ["d99"]}, progress=False)
+
+
+def test_rerank_depth_reorders_the_exact_top_by_the_heads_logit(tokenizer):
+    """search.rerank_depth = N: the exact top N (prior included) re-ordered by the rerank head, i.e. the logit of
+    `<empty_output>` after prompt + docid + EOS from a plain full-vocabulary forward pass, then cut to K. Runs on the
+    compact head, so the head's token (outside the docid vocabulary) is read from the full embedding."""
+    import jax.numpy as jnp
+
+    from zerogr_jax.config import ConfigError
+    from zerogr_jax.models import llama
+    from zerogr_jax.retrieval_contract import PromptBuilder
+
+    cfg, params = tiny_smollm2_vocab_llama(seed=3)
+    trie = docid_trie(tokenizer, cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(DOCIDS))]
+    docid_of = {doc_ids[int(trie.documents(u)[0])]: u for u in range(trie.num_docids)}
+    queries = {"q1": "transition of boundary layers", "q2": "flutter of panels"}
+    token = tokenizer.convert_tokens_to_ids("<empty_output>")
+    exact = SearchConfig(num_docids=5, batch_size=2, strategy="exact", prior_weight=0.5)
+    top = search(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract", exact, progress=False)
+    run = search(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract",
+                 dataclasses.replace(exact, num_docids=3, rerank_depth=5), progress=False)
+    for qid, text in queries.items():
+        prompt = PromptBuilder(tokenizer).ids("find the abstract", [text])[0]
+
+        def head(d):
+            seq = jnp.asarray([prompt + trie.docid_tokens(docid_of[d])], jnp.int32)
+            hidden, _ = llama.forward(params, cfg, seq, jnp.arange(seq.shape[1])[None], return_hidden=True)
+            return float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token])
+
+        pool = sorted(top[qid], key=top[qid].get, reverse=True)
+        assert len(pool) == 5
+        want = sorted(pool, key=head, reverse=True)[:3]
+        assert sorted(run[qid], key=run[qid].get, reverse=True) == want
+    with pytest.raises(ConfigError, match="rerank_depth"):
+        SearchConfig(rerank_depth=-1)

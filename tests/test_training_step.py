@@ -152,3 +152,34 @@ def test_rank_objective_is_ranknet_on_each_rows_docid_log_probability():
     assert stats["pairs"] == 8 and stats["label_tokens"] == tokens[:, 0].sum()
     assert stats["pairs_ordered"] == np.sum(s[:, :1] > s[:, 1:])
     np.testing.assert_allclose(stats["rank_sum"], ranknet.sum(), rtol=1e-5)
+
+
+def test_head_rank_objective_is_ranknet_on_a_reserved_tokens_logit_after_each_docid():
+    """rank_score="head": rank_loss_terms equals rank_weight x the mean of softplus(s_neg - s_pos) with s = token t's
+    logit at the row's last real token (the docid's EOS), from a plain forward pass over each row alone; the docid
+    cross-entropy is reported but not part of the objective, and the head gets a gradient through the top layers."""
+    from training_fixtures import tiny_rank_groups
+
+    ex = tiny_rank_groups(tiny_examples(), negatives=2)
+    batch = ex.as_batch(np.arange(12))  # 4 groups of 3
+    params = tiny_params()
+    trainable, frozen = tr.split_params(params, TINY, "top_layers:1")
+    consts = tr.step_constants(frozen, None, 128)
+    token = 5
+    terms = jax.jit(lambda p, c, b: tr.rank_loss_terms(p, c, TINY, b, 3, 0.7, head_token=token))
+    objective, stats = terms(trainable, consts, batch)
+    s = []
+    for r in range(12):
+        n = int(ex.kv_mask[r].sum())
+        hidden, _ = llama.forward(params, TINY, ex.tokens[r:r + 1, :n], jnp.arange(n)[None], return_hidden=True)
+        s.append(float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token]))
+    s = np.array(s).reshape(4, 3)
+    ranknet = np.log1p(np.exp(s[:, 1:] - s[:, :1]))
+    np.testing.assert_allclose(float(objective), 0.7 * ranknet.mean(), rtol=1e-4)
+    stats = host(stats)
+    assert stats["pairs"] == 8 and stats["pairs_ordered"] == np.sum(s[:, :1] > s[:, 1:])
+    sequence = host(jax.jit(lambda p, c, b: tr.rank_loss_terms(p, c, TINY, b, 3, 0.7))(trainable, consts, batch)[1])
+    np.testing.assert_allclose(stats["loss_sum"], sequence["loss_sum"], rtol=1e-6)  # the positives' docid loss
+    grads = jax.grad(lambda p: terms(p, consts, batch)[0])(trainable)
+    assert float(jnp.abs(grads["layers"]["attn"]["q"]).sum()) > 0
+    assert float(jnp.abs(grads["final_norm"]["scale"]).sum()) > 0

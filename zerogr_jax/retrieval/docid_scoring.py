@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import generation
+from zerogr_jax import generation, rerank_head
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.models import llama
 from zerogr_jax.sampling import NEG_INF
@@ -119,20 +119,53 @@ def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: 
 def score_paths(model: decoding.StepModel, params, encoded: EncodedPrompt, trie: Trie, tokens: np.ndarray,
                 from_nodes: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     """[N] float32: the constrained log-probability of N root paths after the prompt — tokens / from_nodes [N, L]
-    (-1 after a path's end): whole docids, or prefixes of them (a prefix's score bounds its docids' from above).
+    (-1 after a path's end): whole docids, or prefixes of them (a prefix's score bounds its docids' from above)."""
+    return _bucketed_rows(tokens, chunk, lambda take, width: _score_rows(
+        model, params, encoded.first, encoded.shared, encoded.next_pos, trie,
+        jnp.asarray(_pad_columns(tokens[take], width)), jnp.asarray(_pad_columns(from_nodes[take], width))))
 
-    The paths run `chunk` rows at a time, grouped by padded length (`length_bucket`), each group's last chunk padded
-    (repeats of its last path) to a power of two rows, so that a few compiled programs serve any set of paths."""
+
+def _bucketed_rows(tokens: np.ndarray, chunk: int, run) -> np.ndarray:
+    """[N] float32 of `run(rows, width) -> [len(rows)]` over the paths `tokens` [N, L] (-1 after a path's end):
+    `chunk` rows at a time, grouped by padded length (`length_bucket`), each group's last chunk padded (repeats of
+    its last path, computed twice) to a power of two rows, so that a few compiled programs serve any set of paths."""
     out = np.empty(len(tokens), np.float32)
     buckets = np.array([length_bucket(n) for n in (tokens >= 0).sum(1)], np.int64)
     for width in np.unique(buckets):
         rows = np.flatnonzero(buckets == width)
         for start in range(0, len(rows), chunk):
             take = _power_of_two_rows(rows[start:start + chunk], chunk)
-            t, f = _pad_columns(tokens[take], width), _pad_columns(from_nodes[take], width)
-            out[take] = np.asarray(_score_rows(model, params, encoded.first, encoded.shared, encoded.next_pos,
-                                               trie, jnp.asarray(t), jnp.asarray(f)))  # padding repeats real rows
+            out[take] = np.asarray(run(take, int(width)))
     return out
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _head_rows(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens, head_token):
+    """tokens [C, L] (-1 padding; each row a whole docid, EOS included) after one prompt -> [C] float32: the rerank
+    head's logit (`rerank_head`) at each row's last token, i.e. after the docid's EOS."""
+    c, length = tokens.shape
+    real = tokens >= 0
+    row_pos = next_pos[:, None] + jnp.arange(length, dtype=jnp.int32)[None, :]
+    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
+                           jnp.broadcast_to(row_pos, (c, length)), llama.init_cache(model.cfg, c, length), 0, real,
+                           return_hidden=True, shared=(shared,))
+    row = llama.head_rows(model.model_params(params), model.cfg)[head_token]
+    return rerank_head.scores(hid, rerank_head.last_positions(real), row)
+
+
+def head_scores(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, docids: np.ndarray,
+                head_token: int, *, chunk: int = 64, pad_id: int = 0,
+                paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """[N] float32: the rerank head's score of the docid indices `docids` [N] after `prompt` (token `head_token`,
+    a vocabulary id): the prompt runs once, the docids (EOS included) as rows after it."""
+    docids = np.asarray(docids, np.int64)
+    if not len(docids):
+        return np.empty(0, np.float32)
+    tokens = path_tokens(host_trie, docid_paths(host_trie) if paths is None else paths, docids)[0]
+    encoded = encode_prompt(model, params, prompt, pad_id)
+    return _bucketed_rows(tokens, chunk, lambda take, width: _head_rows(
+        model, params, encoded.shared, encoded.next_pos, jnp.asarray(_pad_columns(tokens[take], width)),
+        jnp.asarray(head_token, jnp.int32)))
 
 
 def path_tokens(host_trie: TrieHost, paths: tuple[np.ndarray, np.ndarray], docids: np.ndarray

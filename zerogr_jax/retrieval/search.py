@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import tokenization
+from zerogr_jax import rerank_head, tokenization
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.retrieval_contract import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
 from zerogr_jax.models import llama
@@ -52,6 +52,11 @@ class SearchConfig:
     # docid prior, `docid_scoring`, scored once per search for every docid); exact: the K best docids by that score;
     # 0 = the plain log-probability
     prior_weight: float = 0.0
+    # the rerank head (`rerank_head`, a retriever trained with train.rank_score="head"): the best `rerank_depth`
+    # docids of the pool (after the prior) re-ordered by the head's logit of `rerank_token` after query + docid, the
+    # reference's rescoring; the pool grows to at least rerank_depth; 0 = off
+    rerank_depth: int = 0
+    rerank_token: str = rerank_head.DEFAULT_TOKEN
 
     def __post_init__(self):  # checked when the config is made (a config file, an override), not after training
         from zerogr_jax.config import ConfigError
@@ -63,6 +68,8 @@ class SearchConfig:
                               f"(got {self.strategy!r}); add search.prior_weight=0 to decode with {self.strategy!r}")
         if self.prior_weight < 0:
             raise ConfigError(f"search.prior_weight must be >= 0, got {self.prior_weight}")
+        if self.rerank_depth < 0:
+            raise ConfigError(f"search.rerank_depth must be >= 0, got {self.rerank_depth}")
         if self.num_docids < 1 or self.batch_size < 1 or self.beam_width < 0:
             raise ConfigError(f"search: num_docids and batch_size must be >= 1 and beam_width >= 0, got "
                               f"{self.num_docids}, {self.batch_size}, {self.beam_width}")
@@ -173,14 +180,18 @@ class Candidates:
     docids: np.ndarray  # [Q, N] int32 docid indices, best first (-1 padding); N = K, or the rescoring pool
     logprobs: np.ndarray  # [Q, N] float32 constrained log p(docid | query), -inf at padding
     prior: np.ndarray | None  # [U] float32 log p(docid | empty query) when asked for (prior_weight), else None
+    # [Q, N] float32 the rerank head's score of the pool's best rerank_depth docids (after the prior), NaN elsewhere;
+    # None without search.rerank_depth
+    rerank: np.ndarray | None = None
 
 
 def pool_size(config: SearchConfig, trie_docids: int) -> int:
     """Docids decoded per query: K, or with prior_weight the max(K, beam_width) pool of a beam (exact finds the K
-    best by the corrected score directly)."""
-    if not config.prior_weight or config.strategy == "exact":
-        return config.num_docids
-    return min(max(config.num_docids, config.beam_width), trie_docids)
+    best by the corrected score directly); at least rerank_depth with the rerank head."""
+    pool = config.num_docids
+    if config.prior_weight and config.strategy != "exact":
+        pool = max(pool, config.beam_width)
+    return min(max(pool, config.rerank_depth), trie_docids)
 
 
 def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, queries: dict[str, str],
@@ -223,7 +234,8 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
             docids[n, :len(ids)], logprobs[n, :len(ids)] = ids, lps
             bar.update(1)
         bar.close()
-        return Candidates(qids, docids, logprobs, prior)
+        return _with_rerank(Candidates(qids, docids, logprobs, prior), model, model_params, prompts, scored_trie,
+                            tokenizer, config)
     strategy = config.make_strategy(trie.num_docids)
     # equal chunks (225 queries at batch 32: 8 x 29, not 7 x 32 + 1 padded to 32), each padded to one fixed size so
     # that every chunk reuses one compiled program; a query's docids do not depend on its batch (decoding.py)
@@ -240,17 +252,56 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
         logprobs[start:start + n] = np.asarray(ranking.logprobs)[:n]
         bar.update(n)
     bar.close()
-    return Candidates(qids, docids, logprobs, prior)
+    return _with_rerank(Candidates(qids, docids, logprobs, prior), model, model_params, prompts, scored_trie,
+                        tokenizer, config)
+
+
+def _with_rerank(candidates: Candidates, model, model_params, prompts: list[list[int]], scored_trie: TrieHost,
+                 tokenizer, config: SearchConfig) -> Candidates:
+    """The candidates with the rerank head's scores of each query's best `rerank_depth` docids (unchanged when
+    search.rerank_depth is 0): one prompt pass and one row per docid, per query."""
+    if not config.rerank_depth:
+        return candidates
+    from zerogr_jax.retrieval.docid_scoring import docid_paths, head_scores
+
+    token = rerank_head.token_id(tokenizer, config.rerank_token)
+    pad = tokenization.pad_id_of(tokenizer)
+    paths = docid_paths(scored_trie)
+    top = pool_order(candidates, dataclasses.replace(config, rerank_depth=0))[:, :config.rerank_depth]
+    rerank = np.full(candidates.docids.shape, np.nan, np.float32)
+    for n, prompt in enumerate(prompts):
+        cols = top[n][candidates.docids[n, top[n]] >= 0]
+        rerank[n, cols] = head_scores(model, model_params, prompt, scored_trie, candidates.docids[n, cols], token,
+                                      pad_id=pad, paths=paths)
+    return dataclasses.replace(candidates, rerank=rerank)
+
+
+def pool_order(candidates: Candidates, config: SearchConfig) -> np.ndarray:
+    """[Q, N] the pool's columns best first: by log p(d | q) - prior_weight * prior[d] (stable; padding last), then
+    with rerank_depth the first rerank_depth of them by the rerank head's score (stable)."""
+    docids = candidates.docids
+    score = candidates.logprobs
+    if config.prior_weight:
+        if candidates.prior is None:
+            raise ValueError("search.prior_weight needs candidates decoded with the docid prior")
+        score = score - config.prior_weight * candidates.prior[np.maximum(docids, 0)]
+    order = np.argsort(-np.where(docids >= 0, score, -np.inf), axis=1, kind="stable")
+    if config.rerank_depth:
+        if candidates.rerank is None:
+            raise ValueError("search.rerank_depth needs candidates decoded with the rerank head's scores")
+        top = order[:, :config.rerank_depth]
+        head = np.take_along_axis(candidates.rerank, top, axis=1)
+        head = np.where(np.take_along_axis(docids, top, axis=1) >= 0, head, -np.inf)
+        top = np.take_along_axis(top, np.argsort(-head, axis=1, kind="stable"), axis=1)
+        order = np.concatenate([top, order[:, config.rerank_depth:]], axis=1)
+    return order
 
 
 def rank_documents(trie: TrieHost, doc_ids: Sequence[str], candidates: Candidates, config: SearchConfig
                    ) -> dict[str, dict[str, float]]:
-    """{query_id: {doc_id: 1 / (docid rank + 1)}}: K docids per query (the pool rescored with the prior first)."""
-    docids = candidates.docids
-    if config.prior_weight:
-        if candidates.prior is None:
-            raise ValueError("search.prior_weight needs candidates decoded with the docid prior")
-        docids = rescore_with_prior(docids, candidates.logprobs, candidates.prior, config.prior_weight)
+    """{query_id: {doc_id: 1 / (docid rank + 1)}}: K docids per query (the pool rescored with the prior, and its
+    best rerank_depth by the rerank head, first: `pool_order`)."""
+    docids = np.take_along_axis(candidates.docids, pool_order(candidates, config), axis=1)
     run: dict[str, dict[str, float]] = {}
     for qid, ranked in zip(candidates.qids, expand_to_documents(trie, docids[:, :config.num_docids])):
         run[qid] = {}
@@ -267,13 +318,6 @@ def search(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: S
     candidates = decode_candidates(cfg, params, tokenizer, trie, queries, instruction, config, mesh=mesh,
                                    progress=progress, key_offset=key_offset)
     return rank_documents(trie, doc_ids, candidates, config)
-
-
-def rescore_with_prior(docids: np.ndarray, logprobs: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
-    """[B, N] docids re-ranked by logprob - weight * prior[docid] (stable; -1 padding stays last)."""
-    score = np.where(docids >= 0, logprobs - weight * prior[np.maximum(docids, 0)], -np.inf)
-    order = np.argsort(-score, axis=1, kind="stable")
-    return np.take_along_axis(docids, order, axis=1)
 
 
 def process_block(num_queries: int, process_index: int, process_count: int) -> tuple[int, int]:

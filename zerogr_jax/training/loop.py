@@ -31,7 +31,7 @@ import numpy as np
 
 from zerogr_jax import atomic_files
 from zerogr_jax import config as config_lib
-from zerogr_jax import distributed
+from zerogr_jax import distributed, rerank_head
 from zerogr_jax import sharding as shd
 from zerogr_jax.training import step as tr
 from zerogr_jax.training import input_pipeline as pipe
@@ -62,6 +62,15 @@ class TrainSetup:
     head_vocab: np.ndarray | None = None  # [V_docid] for the docid head
     tokenizer: Any = None
     model_source: str = ""
+
+
+def _head_token(setup: TrainSetup, tc: tr.TrainConfig) -> int | None:
+    """The rerank head's token id for `train.rank_score="head"` (None for the sequence score)."""
+    if tc.rank_score != "head":
+        return None
+    if setup.tokenizer is None:
+        raise ValueError("train.rank_score='head' needs the run's tokenizer to find train.rerank_token")
+    return rerank_head.token_id(setup.tokenizer, tc.rerank_token)
 
 
 @dataclasses.dataclass
@@ -157,6 +166,8 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     group = setup.data.group_size
     if tc.rank_every < 0 or tc.rank_batch_size < 0:
         raise ValueError(f"train.rank_every={tc.rank_every} and train.rank_batch_size={tc.rank_batch_size} must be >= 0")
+    if tc.rank_score not in ("sequence", "head"):
+        raise ValueError(f"train.rank_score={tc.rank_score!r}: expected 'sequence' or 'head'")
     if tc.rank_every and rank_ex is None:
         raise ValueError("train.rank_every needs ranking groups: set data.negatives > 0")
     if not tc.rank_every:
@@ -221,7 +232,8 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     train_step = tr.make_train_step(cfg, tx, tc.grad_accum_steps, mesh, state_sh, batch_sh, consts_sh, schedule)
     rank_step = None if rank_iter is None else tr.make_train_step(
         cfg, tx, 1, mesh, state_sh, rank_sh, consts_sh, schedule, group_size=group,
-        rank_weight=tc.rank_weight)
+        rank_weight=tc.rank_weight,
+        head_token=_head_token(setup, tc))
 
     def is_rank_step(step: int) -> bool:  # 0-based: every (rank_every + 1)-th step
         return rank_iter is not None and (step + 1) % (tc.rank_every + 1) == 0

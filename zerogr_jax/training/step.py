@@ -25,11 +25,13 @@ Choices, and why:
   rows is run once per step and reached by every row through the KV cache (`hidden_states`); the rows hold only
   query + docid. Same function (a test checks loss and gradients), roughly half the tokens for short queries.
 * **Ranking steps** (`TrainConfig.rank_every`, the reference's every-8th-step ranking signal): a RankNet loss over a
-  query's positive and BM25-mined negative docids, on the sequence log-probability search ranks by rather than on a
-  separate head's logit (the reference's choice): the ranking it learns is the one exact search uses, at no cost at
-  search. Its own jit-compiled step over whole groups (`rank_loss_terms`); the frozen features cache does not cover
-  its rows (they run through every layer), so only the rows the ranking steps use are ever computed. Off by default:
-  on med and cisi it lowered nDCG@10 and raised the held-out docid loss (RESULTS.md, session 12).
+  query's positive and BM25-mined negative docids, on one of two scores (`TrainConfig.rank_score`): the sequence
+  log-probability search ranks by (the ranking it learns is the one exact search uses, at no cost at search), or the
+  reference's rerank head (`rerank_head`: a reserved token's logit after the docid, read at search by
+  `search.rerank_depth`). Its own jit-compiled step over whole groups (`rank_loss_terms`); the frozen features cache
+  does not cover its rows (they run through every layer), so only the rows the ranking steps use are ever computed.
+  Off by default: on the sequence score it lowered nDCG@10 and raised the held-out docid loss on med and cisi
+  (RESULTS.md, session 12).
 * **Mixed precision**: params and optimizer state in float32; matmuls in `TrainConfig.dtype` (the model casts);
   the loss (log-softmax) in float32.
 """
@@ -47,7 +49,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from zerogr_jax import sharding as shd
+from zerogr_jax import rerank_head, sharding as shd
 from zerogr_jax.training.pairs import PairsConfig, SharedPrefixes
 from zerogr_jax.models import llama
 
@@ -97,6 +99,10 @@ class TrainConfig:
     rank_every: int = 0
     rank_weight: float = 1.0
     rank_batch_size: int = 0  # rows (whole groups); 0 = batch_size
+    # what the ranking steps rank by: "sequence" = log p(docid | query) (the score search ranks by; + the positive's
+    # docid loss), "head" = the rerank head's logit (`rerank_head`, RankNet alone; search.rerank_depth reads it)
+    rank_score: Literal["sequence", "head"] = "sequence"
+    rerank_token: str = rerank_head.DEFAULT_TOKEN  # the head's token (rank_score="head")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,9 +294,12 @@ def head_logits(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig
     return logits.astype(jnp.float32)
 
 
-def _label_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict):
-    """(cross-entropy [B, L] f32, label mask [B, L], argmax-correct [B, L] (True off the labels)) of the batch rows."""
-    hidden = hidden_states(trainable, consts, cfg, batch)  # [B, T, D]
+def _label_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict,
+                 hidden: jax.Array | None = None):
+    """(cross-entropy [B, L] f32, label mask [B, L], argmax-correct [B, L] (True off the labels)) of the batch rows;
+    `hidden` [B, T, D]: the rows' final hidden states when the caller has them already."""
+    if hidden is None:
+        hidden = hidden_states(trainable, consts, cfg, batch)  # [B, T, D]
     h = jnp.take_along_axis(hidden, batch["target_index"][..., None], axis=1)  # [B, L, D]
     logits = head_logits(trainable, consts, cfg, h)  # [B, L, V'] f32
     labels = batch["labels"]  # [B, L]
@@ -328,21 +337,29 @@ def loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig,
 
 
 def rank_loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaConfig, batch: dict,
-                    group_size: int, rank_weight: float) -> tuple[jax.Array, dict]:
+                    group_size: int, rank_weight: float, head_token: int | None = None) -> tuple[jax.Array, dict]:
     """The ranking step's objective over groups of `group_size` rows (row 0 of a group: the query's own docid, the
     others: negatives' docids after the same query), and its stats.
 
-    s = log p(docid | query), the teacher-forced sum over the docid's tokens + EOS: the score exact search ranks by.
-    objective = (cross-entropy of the positives' label tokens) / (their count)
-                + rank_weight * sum over pairs softplus(s_negative - s_positive) / (number of pairs),
-    i.e. RankNet (-log sigmoid(s_pos - s_neg)) on the generative score itself, so a trained ranking needs no extra head
-    or pass at search. The cross-entropy keeps the positive's docid generable; the pairs push apart the docids the
-    docid loss alone leaves close for this query.
+    RankNet: rank_weight * sum over pairs softplus(s_negative - s_positive) / (number of pairs), i.e.
+    -log sigmoid(s_pos - s_neg), on one of two scores:
+
+    * `head_token` None — s = log p(docid | query), the teacher-forced sum over the docid's tokens + EOS: the score
+      exact search ranks by, so a trained ranking needs no extra head or pass at search. The objective adds the
+      positives' docid cross-entropy / (their label tokens), which keeps the positive's docid generable.
+    * `head_token` t — s = the rerank head's logit (`rerank_head`): token t's logit at the row's last position
+      (after the docid's EOS), the reference's. The objective is RankNet alone, as there: the docid loss belongs to
+      the docid steps. The positives' cross-entropy is still reported (stats), not trained.
     """
-    ce, mask, correct = _label_terms(trainable, consts, cfg, batch)  # [B, L]
+    hidden = hidden_states(trainable, consts, cfg, batch)  # [B, T, D]
+    ce, mask, correct = _label_terms(trainable, consts, cfg, batch, hidden)  # [B, L]
     b, g = ce.shape[0], group_size
-    seq = -jnp.sum(jnp.where(mask, ce, 0.0), -1).reshape(b // g, g)  # [B/G, G] log p(docid | query)
     has = mask.any(-1).reshape(b // g, g)
+    if head_token is None:
+        seq = -jnp.sum(jnp.where(mask, ce, 0.0), -1).reshape(b // g, g)  # [B/G, G] log p(docid | query)
+    else:
+        row = llama.head_rows({**consts.frozen, **trainable}, cfg)[head_token]  # [D]
+        seq = rerank_head.scores(hidden, rerank_head.last_positions(batch["kv_mask"]), row).reshape(b // g, g)
     pairs = has[:, :1] & has[:, 1:]  # [B/G, G-1]
     margin = seq[:, :1] - seq[:, 1:]  # positive minus negative
     rank_sum = jnp.sum(jnp.where(pairs, jax.nn.softplus(-margin), 0.0))
@@ -350,7 +367,9 @@ def rank_loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaCo
     ce_sum = jnp.sum(jnp.where(positive, ce, 0.0))
     label_tokens = positive.sum().astype(jnp.float32)
     num_pairs = pairs.sum().astype(jnp.float32)
-    objective = ce_sum / jnp.maximum(label_tokens, 1.0) + rank_weight * rank_sum / jnp.maximum(num_pairs, 1.0)
+    objective = rank_weight * rank_sum / jnp.maximum(num_pairs, 1.0)
+    if head_token is None:
+        objective += ce_sum / jnp.maximum(label_tokens, 1.0)
     pos_has = has[:, 0]
     stats = {
         "loss_sum": ce_sum,
@@ -458,18 +477,19 @@ def _micro_batches(batch: dict, accum: int, mesh: Mesh | None) -> dict:
 def make_train_step(cfg: llama.LlamaConfig, tx: optax.GradientTransformation, accum: int = 1,
                     mesh: Mesh | None = None, state_sharding: TrainState | None = None,
                     batch_sharding: Any = None, consts_sharding: Any = None, schedule: optax.Schedule | None = None,
-                    group_size: int = 1, rank_weight: float = 1.0):
+                    group_size: int = 1, rank_weight: float = 1.0, head_token: int | None = None):
     """`step(state, batch, consts) -> (state, metrics)`, jit-compiled, state donated.
 
     With shardings given, in/out shardings are explicit (metrics replicated); without, jit picks (1 device).
     `group_size` > 1 makes it the ranking step (`rank_loss_terms` over groups of that many rows; no accumulation:
-    micro-batches would cut groups apart).
+    micro-batches would cut groups apart); `head_token` ranks by the rerank head's logit instead of the docid's
+    log-probability (`rank_loss_terms`).
     """
     ranking = group_size > 1
     if ranking and accum != 1:
         raise ValueError("the ranking step takes no gradient accumulation (set train.rank_batch_size instead)")
     if ranking:
-        grad_fn = jax.value_and_grad(lambda p, c, b: rank_loss_terms(p, c, cfg, b, group_size, rank_weight),
+        grad_fn = jax.value_and_grad(lambda p, c, b: rank_loss_terms(p, c, cfg, b, group_size, rank_weight, head_token),
                                      has_aux=True)
     else:
         grad_fn = jax.value_and_grad(lambda p, c, b: loss_terms(p, c, cfg, b), has_aux=True)
