@@ -46,9 +46,12 @@ class HashStubModel:
         return logits, cache, positions[:, -1] + 1
 
     def step(self, params, cache, tokens, positions, cache_index, kv_mask):
-        cache = StubCache(jax.lax.dynamic_update_slice(cache.tokens, tokens, (0, cache_index)),
-                          jax.lax.dynamic_update_slice(cache.positions, positions, (0, cache_index)))
-        visible = kv_mask & (jnp.arange(cache.tokens.shape[1]) <= cache_index)[None, :]
+        b = tokens.shape[0]
+        slot = jnp.broadcast_to(cache_index, (b,))  # a scalar, or one slot per row
+        rows = jnp.arange(b)
+        cache = StubCache(cache.tokens.at[rows, slot].set(tokens[:, 0]),
+                          cache.positions.at[rows, slot].set(positions[:, 0]))
+        visible = kv_mask & (jnp.arange(cache.tokens.shape[1])[None, :] <= slot[:, None])
         return self._logits(params, cache.tokens, cache.positions, visible), cache
 
     def select_rows(self, cache, rows):

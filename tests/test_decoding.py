@@ -132,6 +132,23 @@ def test_nucleus_is_valid_and_tiny_top_p_is_greedy():
     np.testing.assert_array_equal(annealed.docids[:, 0], greedy.docids[:, 0])
 
 
+@pytest.mark.parametrize("strategy", [decoding.ReverseAnnealing(), decoding.Nucleus(top_p=0.9, temperature=1.0)])
+def test_rows_advancing_independently_give_the_lockstep_loops_docids(strategy):
+    """Each row starting its next docid when its last one ends (per-row cache slots) gives every row the docids and
+    log-probabilities of lockstep iterations; the corpus has one-token docids (EOS alone), shared docids, more docids
+    than K for some prompts and a bitmask root."""
+    seqs = _wide_corpus(n=60, seed=4) + [[EOS]]
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    prompts = PROMPTS + [[2], [5, 6]]
+    for k in (K, host.num_docids + 3):  # K above the trie's docids: rows run out and stop
+        rows, lockstep = (decode(host, prompts, 11, strategy, k=k, independent_rows=flag) for flag in (True, False))
+        np.testing.assert_array_equal(rows.docids, lockstep.docids)
+        np.testing.assert_array_equal(rows.tokens, lockstep.tokens)
+        np.testing.assert_allclose(rows.logprobs, lockstep.logprobs, rtol=1e-6, atol=1e-6)
+        for row in range(len(prompts)):
+            check_ranking(host, rows, row, k)
+
+
 def test_deterministic_given_key_and_independent_of_batch_mates():
     host = build_trie(_wide_corpus(), eos_id=EOS, vocab_size=V, width=W)
     a, b = decode(host, PROMPTS, 11), decode(host, PROMPTS, 11)

@@ -173,15 +173,21 @@ class Attention(nn.Module):
             ck, cv = cache
             kn, vn = kn.astype(ck.dtype), vn.astype(cv.dtype)
             # write first, then read the layer back: a read before the in-place write would make XLA copy the stack
-            ck = jax.lax.dynamic_update_slice(ck, kn[None], (layer, 0, 0, cache_index, 0))
-            cv = jax.lax.dynamic_update_slice(cv, vn[None], (layer, 0, 0, cache_index, 0))
+            if cache_index.ndim:  # [B] one slot per row (T = 1): rows at different depths, one scatter per layer
+                rows = jnp.arange(kn.shape[0])
+                ck = ck.at[layer, rows, :, cache_index, :].set(kn[:, :, 0, :])
+                cv = cv.at[layer, rows, :, cache_index, :].set(vn[:, :, 0, :])
+            else:
+                ck = jax.lax.dynamic_update_slice(ck, kn[None], (layer, 0, 0, cache_index, 0))
+                cv = jax.lax.dynamic_update_slice(cv, vn[None], (layer, 0, 0, cache_index, 0))
             keys = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False)  # [B, K, S, E]
             values = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False)
             new_cache, start = (ck, cv), cache_index
         s = keys.shape[2]
         # causal over slots: query t sits at slot start + t and sees slots <= that, if they are real tokens
-        visible = jnp.arange(s)[None, :] <= (start + jnp.arange(t))[:, None]  # [T, S]
-        mask = visible[None] & kv_mask[:, None, :]  # [B, T, S]
+        at = jnp.reshape(start, (-1, 1)) + jnp.arange(t)[None, :]  # [1 or B, T]
+        visible = jnp.arange(s)[None, None, :] <= at[:, :, None]  # [1 or B, T, S]
+        mask = visible & kv_mask[:, None, :]  # [B, T, S]
 
         bsz, g, low = x.shape[0], h // k, jnp.finfo(jnp.float32).min
         q = q.reshape(bsz, t, k, g, e)  # [B, T, K, G, E]

@@ -57,8 +57,8 @@ class StepModel(Protocol):
 
     def step(self, params, cache, tokens: jax.Array, positions: jax.Array, cache_index: jax.Array,
              kv_mask: jax.Array) -> tuple[jax.Array, Any]:
-        """tokens/positions [B, 1] written at slot cache_index (traced int32); kv_mask [B, S] marks the visible
-        slots (True at the new one). Returns (logits [B, V] f32, cache)."""
+        """tokens/positions [B, 1] written at slot cache_index (traced int32: a scalar, or [B], one slot per row);
+        kv_mask [B, S] marks the visible slots (True at the new one). Returns (logits [B, V] f32, cache)."""
 
     def select_rows(self, cache, rows: jax.Array) -> Any:
         """The cache restricted/repeated to batch rows `rows` [B'] (beam search)."""
@@ -130,11 +130,14 @@ def remove_exhausted(trie: Trie, mask: jax.Array, node: jax.Array, paths: jax.Ar
                      ) -> jax.Array:
     """Clears, per row, the tokens of children of `node` whose docids were all produced already.
 
-    paths [R, K, L]: node ids of the produced docids (-1 = not produced); the children sit at index `depth`.
+    paths [R, K, L]: node ids of the produced docids (-1 = not produced); the children sit at index `depth` (a
+    scalar, or [R]).
     """
-    r = node.shape[0]
-    cand = paths[:, :, depth]  # [R, K] depth-`depth` node of each produced docid
-    prev = jnp.where(depth > 0, paths[:, :, jnp.maximum(depth - 1, 0)], 0)  # [R, K] its parent (root at depth 0)
+    r, k = paths.shape[:2]
+    depth = jnp.broadcast_to(depth, (r,))  # a scalar, or one depth per row (rows advancing independently)
+    at = lambda d: jnp.take_along_axis(paths, jnp.broadcast_to(d[:, None, None], (r, k, 1)), axis=2)[..., 0]  # noqa
+    cand = at(depth)  # [R, K] depth-`depth` node of each produced docid
+    prev = jnp.where(depth[:, None] > 0, at(jnp.maximum(depth - 1, 0)), 0)  # [R, K] its parent (root at depth 0)
     through = (cand >= 0) & (prev == node[:, None])  # [R, K] produced docid passes through `node`
     same = (cand[:, :, None] == cand[:, None, :]) & through[:, None, :]  # [R, K, K]
     removed = same.sum(-1)  # [R, K] produced docids below cand
@@ -239,7 +242,17 @@ class DocidRanking:
 # ----------------------------------------------------------------------------------------------------------------
 def sample_tokens(keys: jax.Array, masked: jax.Array, temperature: jax.Array, top_p: jax.Array,
                   use_top_p: bool) -> jax.Array:
-    """[R] tokens from masked logits [R, V]: argmax if temperature == 0, else categorical(key_r, masked / t)."""
+    """[R] tokens from masked logits [R, V]: argmax if temperature == 0, else categorical(key_r, masked / t).
+
+    `temperature`: a scalar, or [R] (rows at different iterations): then each row is drawn at its own temperature,
+    the same numbers as a scalar call would give that row."""
+    if jnp.ndim(temperature):
+        t = temperature[:, None]
+        scaled = masked / jnp.where(t > 0, t, 1.0)
+        if use_top_p:
+            scaled = nucleus_filter(scaled, top_p)
+        drawn = jax.vmap(jax.random.categorical)(keys, scaled)
+        return jnp.where(temperature > 0, drawn, jnp.argmax(masked, axis=-1)).astype(jnp.int32)
 
     def draw(masked):
         scaled = masked / temperature
@@ -274,11 +287,13 @@ class _Ranking:
 
 def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask: jax.Array,
                      row_keys: jax.Array, trie: Trie, temperatures: jax.Array, top_p: jax.Array, *,
-                     num_docids: int, use_top_p: bool = False) -> DocidRanking:
+                     num_docids: int, use_top_p: bool = False, independent_rows: bool = True) -> DocidRanking:
     """K = num_docids iterations, each sampling one complete docid at temperatures[i] and removing it.
 
     prompt_tokens/mask [B, P] left-padded; row_keys [B] PRNG keys; temperatures [K] f32; top_p [] f32.
-    Pure: jit it (see `compile_decoder`).
+    `independent_rows`: every row starts its next docid as soon as its last one ends (`_independent_rows`), instead
+    of every iteration waiting for the batch's longest docid; the same docids either way (each row's draws depend
+    only on its own iteration, depth and earlier docids). Pure: jit it (see `compile_decoder`).
     """
     b, p = prompt_tokens.shape
     depth, k = trie.max_depth, num_docids
@@ -287,6 +302,9 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     if first_logits.shape[-1] != trie.vocab_size:
         raise ValueError(f"model vocabulary {first_logits.shape[-1]} != trie vocabulary {trie.vocab_size}")
     prompt_kv = jnp.concatenate([prompt_mask, jnp.zeros((b, cache_len - p), bool)], axis=1)  # [B, S]
+    if independent_rows:
+        return _independent_rows(model, params, first_logits, cache, next_pos, prompt_kv, p, row_keys, trie,
+                                 temperatures, top_p, num_docids=k, use_top_p=use_top_p)
     slots = jnp.arange(cache_len)
     rows = jnp.arange(b)
 
@@ -333,6 +351,79 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     more = lambda r: (r.i < k) & jnp.any(jnp.sum(r.docids >= 0, axis=1) < trie.count[0])
     r = jax.lax.while_loop(more, iteration, init)
     return DocidRanking(docids=r.docids, logprobs=r.logprobs, tokens=_path_tokens(trie, r.paths))
+
+
+@flax.struct.dataclass
+class _Rows:
+    """State of the loop in which every row advances on its own (`_independent_rows`)."""
+
+    i: jax.Array  # [B] the row's current iteration (docids finished so far)
+    j: jax.Array  # [B] tokens sampled so far of its current docid (0: its first token is still to be drawn)
+    token: jax.Array  # [B] its last sampled token
+    logprob: jax.Array  # [B] of its current docid so far
+    docids: jax.Array  # [B, K]
+    logprobs: jax.Array  # [B, K]
+    paths: jax.Array  # [B, K, L] node ids
+    cache: Any
+
+
+def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, prompt_kv, p: int, row_keys,
+                      trie: Trie, temperatures, top_p, *, num_docids: int, use_top_p: bool) -> DocidRanking:
+    """`iterative_decode` with rows advancing independently: one `lax.while_loop` over model steps in which row b is
+    at its own iteration i_b and depth j_b, writes its token at its own slot (`p + j_b - 1`: the cache index is [B])
+    and, on reaching a leaf, records the docid and draws the first token of docid i_b + 1 from the prompt's logits
+    in the next step. Steps taken = the longest row's total docid length, not the sum over iterations of the
+    batch's longest docid. Draws use the same keys (fold_in(fold_in(key_b, i_b), j_b)), temperatures[i_b] and
+    removals as the lockstep loop, so each row gets the docids it gets there."""
+    b, k = first_logits.shape[0], num_docids
+    depth, cache_len = trie.max_depth, prompt_kv.shape[1]
+    slots, rows = jnp.arange(cache_len), jnp.arange(b)
+
+    def choose(logits, node, st: _Rows):
+        allowed = remove_exhausted(trie, children_mask(trie, node), node, st.paths, st.j)  # [B, V]
+        masked = jnp.where(allowed, logits, NEG_INF)
+        keys = jax.vmap(lambda key, i, j: jax.random.fold_in(jax.random.fold_in(key, i), j))(row_keys, st.i, st.j)
+        token = sample_tokens(keys, masked, temperatures[jnp.minimum(st.i, k - 1)], top_p, use_top_p)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(masked, axis=-1), token[:, None], axis=-1)[:, 0]
+        return token, logp, child_by_token(trie, node, token)
+
+    def place(st: _Rows, live, token, logp, child) -> _Rows:  # live rows take `token` as token j_b of docid i_b
+        i = jnp.minimum(st.i, k - 1)
+        leaf = jnp.where(live, trie.node_docid[child], -1)
+        logprob = jnp.where(st.j == 0, 0.0, st.logprob) + logp
+        end = leaf >= 0
+        return _Rows(i=st.i + end, j=jnp.where(end, 0, st.j + live), token=jnp.where(live, token, st.token),
+                     logprob=jnp.where(live, logprob, st.logprob),
+                     docids=st.docids.at[rows, i].set(jnp.where(end, leaf, st.docids[rows, i])),
+                     logprobs=st.logprobs.at[rows, i].set(jnp.where(end, logprob, st.logprobs[rows, i])),
+                     paths=st.paths.at[rows, i, jnp.minimum(st.j, depth - 1)].set(
+                         jnp.where(live, child, st.paths[rows, i, jnp.minimum(st.j, depth - 1)])),
+                     cache=st.cache)
+
+    def active(st: _Rows):  # [B] rows with docids left to find (the old loop's `exhausted` rows stop here)
+        return (st.i < k) & (jnp.sum(st.docids >= 0, axis=1) < trie.count[0])
+
+    def start(st: _Rows) -> _Rows:  # rows at a docid's start draw its first token from the prompt's logits
+        need = active(st) & (st.j == 0)
+        return jax.lax.cond(jnp.any(need), lambda st: place(st, need, *choose(first_logits, jnp.zeros_like(st.j),
+                                                                                     st)), lambda st: st, st)
+
+    def step(st: _Rows) -> _Rows:
+        st = start(st)
+        mid = active(st) & (st.j > 0)  # a row whose first token was a leaf (a one-token docid) waits a step
+        slot = p + jnp.maximum(st.j - 1, 0)  # its previous token's slot (rows not mid-docid write a dead slot)
+        kv_mask = prompt_kv | ((slots[None, :] >= p) & (slots[None, :] <= slot[:, None]))
+        logits, cache = model.step(params, st.cache, st.token[:, None], (next_pos + st.j - 1)[:, None], slot,
+                                   kv_mask)
+        node = jnp.maximum(st.paths[rows, jnp.minimum(st.i, k - 1), jnp.maximum(st.j - 1, 0)], 0)
+        return place(st.replace(cache=cache), mid, *choose(logits, node, st))
+
+    init = _Rows(i=jnp.zeros((b,), jnp.int32), j=jnp.zeros((b,), jnp.int32), token=jnp.zeros((b,), jnp.int32),
+                 logprob=jnp.zeros((b,), jnp.float32), docids=jnp.full((b, k), -1, jnp.int32),
+                 logprobs=jnp.full((b, k), NEG_INF, jnp.float32), paths=jnp.full((b, k, depth), -1, jnp.int32),
+                 cache=cache)
+    st = jax.lax.while_loop(lambda st: jnp.any(active(st)), step, start(init))
+    return DocidRanking(docids=st.docids, logprobs=st.logprobs, tokens=_path_tokens(trie, st.paths))
 
 
 def _path_tokens(trie: Trie, paths: jax.Array) -> jax.Array:
@@ -426,11 +517,11 @@ def beam_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask:
 # ----------------------------------------------------------------------------------------------------------------
 # Host entry points: compile once per (model, K, strategy kind), shard the batch, pad it to the mesh
 # ----------------------------------------------------------------------------------------------------------------
-@functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p"))
+@functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p", "independent_rows"))
 def _iterative_jit(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p, *, num_docids,
-                   use_top_p):
+                   use_top_p, independent_rows=True):
     return iterative_decode(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p,
-                            num_docids=num_docids, use_top_p=use_top_p)
+                            num_docids=num_docids, use_top_p=use_top_p, independent_rows=independent_rows)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_beams"))
@@ -459,12 +550,13 @@ def _put_batch(mesh: Mesh | None, *arrays):
 
 def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                   rng: jax.Array, strategy: Strategy = ReverseAnnealing(), *, mesh: Mesh | None = None,
-                  key_offset: int = 0) -> DocidRanking:
+                  key_offset: int = 0, independent_rows: bool = True) -> DocidRanking:
     """K ranked docids per query with the chosen strategy; prompt_tokens/mask [B, P] left-padded.
 
     With a mesh, the batch is padded to a multiple of the data-parallel size and sharded over it; the trie and
     (unless already placed) the params are replicated. `key_offset` is the index of row 0 in the whole query set,
-    so batching a query set differently does not change any query's docids.
+    so batching a query set differently does not change any query's docids. `independent_rows=False` runs the
+    sampling strategies in lockstep iterations (`iterative_decode`; same docids, for comparison).
     """
     prompt_tokens = np.asarray(prompt_tokens, np.int32)
     prompt_mask = np.asarray(prompt_mask, bool)
@@ -486,13 +578,15 @@ def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Tr
         top_p = getattr(strategy, "top_p", 1.0)
         out = _iterative_jit(model, params, tokens, mask, keys, trie,
                              jnp.asarray(strategy.temperatures(num_docids)), jnp.asarray(top_p, jnp.float32),
-                             num_docids=num_docids, use_top_p=top_p < 1.0)
+                             num_docids=num_docids, use_top_p=top_p < 1.0, independent_rows=independent_rows)
     return jax.tree.map(lambda x: x[:b], out) if padded != b else out
 
 
 def reverse_annealed_topk(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                           rng: jax.Array, t_max: float = 1.5, sigmoid_k: float = 10.0, m: float = 0.1, *,
-                          mesh: Mesh | None = None, key_offset: int = 0) -> DocidRanking:
+                          mesh: Mesh | None = None, key_offset: int = 0, independent_rows: bool = True
+                          ) -> DocidRanking:
     """ZeroGR's decoding: K docids per query, iteration i at t_i (see `reverse_annealing_temperatures`)."""
     return decode_docids(model, params, prompt_tokens, prompt_mask, trie, num_docids, rng,
-                         ReverseAnnealing(t_max, sigmoid_k, m), mesh=mesh, key_offset=key_offset)
+                         ReverseAnnealing(t_max, sigmoid_k, m), mesh=mesh, key_offset=key_offset,
+                         independent_rows=independent_rows)
