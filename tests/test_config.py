@@ -43,6 +43,17 @@ def test_experiment_configs_construct(name):
     assert config_lib.from_dict(tr.ExperimentConfig, config_lib.to_dict(cfg)) == cfg
 
 
+def test_rerank_head_recipe_resolves_to_the_measured_settings():
+    """experiments/configs/rerank_head.py (RESULTS.md, session 13): the main job's pipeline, its train overrides
+    valid on the named train config, the head's search depth."""
+    from zerogr_jax.pipeline import PipelineConfig
+
+    recipe = config_lib.load_config_file(REPO / "experiments" / "configs" / "rerank_head.py")
+    assert isinstance(recipe, PipelineConfig) and recipe.search.rerank_depth == 30 and recipe.search.prior_weight == 0.5
+    train = config_lib.override(config_lib.load_config_file(REPO / recipe.train_config), list(recipe.train_overrides))
+    assert (train.train.rank_score, train.train.rank_every, train.data.negatives) == ("head", 1, 7)
+
+
 def test_cpu_top12_is_the_levers_recipe():
     """The named recipe and the overrides its recorded runs passed (levers.py's variant) resolve to one config."""
     import sys
