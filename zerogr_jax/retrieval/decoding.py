@@ -287,13 +287,16 @@ class _Ranking:
 
 def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask: jax.Array,
                      row_keys: jax.Array, trie: Trie, temperatures: jax.Array, top_p: jax.Array, *,
-                     num_docids: int, use_top_p: bool = False, independent_rows: bool = True) -> DocidRanking:
+                     num_docids: int, use_top_p: bool = False, independent_rows: bool = False) -> DocidRanking:
     """K = num_docids iterations, each sampling one complete docid at temperatures[i] and removing it.
 
     prompt_tokens/mask [B, P] left-padded; row_keys [B] PRNG keys; temperatures [K] f32; top_p [] f32.
     `independent_rows`: every row starts its next docid as soon as its last one ends (`_independent_rows`), instead
     of every iteration waiting for the batch's longest docid; the same docids either way (each row's draws depend
-    only on its own iteration, depth and earlier docids). Pure: jit it (see `compile_decoder`).
+    only on its own iteration, depth and earlier docids). Off by default: side by side on the idle CPU it was 1.01x
+    (scifact titles, K = 10, batch 16, full vocabulary; BENCHMARKS.md): the steps it saves (a mean docid of 19.5
+    tokens against a longest of 25) are spent on a second first-token draw in about half the steps, and it writes
+    the cache with a scatter where lockstep uses one dynamic slice. Pure: jit it (see `compile_decoder`).
     """
     b, p = prompt_tokens.shape
     depth, k = trie.max_depth, num_docids
@@ -519,7 +522,7 @@ def beam_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask:
 # ----------------------------------------------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p", "independent_rows"))
 def _iterative_jit(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p, *, num_docids,
-                   use_top_p, independent_rows=True):
+                   use_top_p, independent_rows=False):
     return iterative_decode(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p,
                             num_docids=num_docids, use_top_p=use_top_p, independent_rows=independent_rows)
 
@@ -550,13 +553,13 @@ def _put_batch(mesh: Mesh | None, *arrays):
 
 def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                   rng: jax.Array, strategy: Strategy = ReverseAnnealing(), *, mesh: Mesh | None = None,
-                  key_offset: int = 0, independent_rows: bool = True) -> DocidRanking:
+                  key_offset: int = 0, independent_rows: bool = False) -> DocidRanking:
     """K ranked docids per query with the chosen strategy; prompt_tokens/mask [B, P] left-padded.
 
     With a mesh, the batch is padded to a multiple of the data-parallel size and sharded over it; the trie and
     (unless already placed) the params are replicated. `key_offset` is the index of row 0 in the whole query set,
-    so batching a query set differently does not change any query's docids. `independent_rows=False` runs the
-    sampling strategies in lockstep iterations (`iterative_decode`; same docids, for comparison).
+    so batching a query set differently does not change any query's docids. `independent_rows=True` lets each row
+    start its next docid when its last one ends (`iterative_decode`; same docids).
     """
     prompt_tokens = np.asarray(prompt_tokens, np.int32)
     prompt_mask = np.asarray(prompt_mask, bool)
@@ -584,7 +587,7 @@ def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Tr
 
 def reverse_annealed_topk(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                           rng: jax.Array, t_max: float = 1.5, sigmoid_k: float = 10.0, m: float = 0.1, *,
-                          mesh: Mesh | None = None, key_offset: int = 0, independent_rows: bool = True
+                          mesh: Mesh | None = None, key_offset: int = 0, independent_rows: bool = False
                           ) -> DocidRanking:
     """ZeroGR's decoding: K docids per query, iteration i at t_i (see `reverse_annealing_temperatures`)."""
     return decode_docids(model, params, prompt_tokens, prompt_mask, trie, num_docids, rng,
