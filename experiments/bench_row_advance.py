@@ -4,11 +4,11 @@
 
 Same model (embedded SmolLM2-135M-Instruct), scifact title trie and prompts as bench_decode.py. Lockstep
 (`independent_rows=False`): every iteration runs until the batch's longest docid ends, so rows that finished wait.
-Independent (`independent_rows=True`): a row starts its next docid when its last one ends (`decoding._independent_rows`, the
-cache written at one slot per row). Both give the same docids (checked here on every call, and by
-tests/test_decoding.py). Each engine's first call is its compile (reported: first call minus the median timed
-call); then `--rounds` rounds over every chunk of `--batch` queries, the two engines alternating and the first of
-them swapped each round. Writes experiments/results/<--name>.json with the load average at start and end.
+Independent (`independent_rows=True`): a row starts its next docid when its last one ends
+(`decoding._independent_rows`, the cache written at one slot per row). Both give the same docids (checked here on
+every call, and by tests/test_decoding.py). Each engine's first call is its compile (reported: first call minus the
+median timed call); then `--rounds` rounds over every chunk of `--batch` queries, the two engines alternating and the
+first of them swapped each round. Writes experiments/results/<--name>.json with the load average at start and end.
 """
 
 from __future__ import annotations
