@@ -263,6 +263,21 @@ def sample_tokens(keys: jax.Array, masked: jax.Array, temperature: jax.Array, to
     return jax.lax.cond(temperature > 0, draw, lambda x: jnp.argmax(x, axis=-1), masked).astype(jnp.int32)
 
 
+def _choose(trie: Trie, row_keys: jax.Array, logits: jax.Array, node: jax.Array, paths: jax.Array, i, j,
+            temperature, top_p, use_top_p: bool):
+    """One constrained draw per row from logits [B, V] at node [B]: (token, its log-probability at temperature 1,
+    the child it leads to), each [B]. i, j (iteration and depth) and temperature: scalars, or [B] for rows at
+    different iterations; row b draws with fold_in(fold_in(key_b, i_b), j_b) either way."""
+    b = node.shape[0]
+    allowed = remove_exhausted(trie, children_mask(trie, node), node, paths, j)  # [B, V]
+    masked = jnp.where(allowed, logits, NEG_INF)
+    keys = jax.vmap(lambda key, i, j: jax.random.fold_in(jax.random.fold_in(key, i), j))(
+        row_keys, jnp.broadcast_to(i, (b,)), jnp.broadcast_to(j, (b,)))
+    token = sample_tokens(keys, masked, temperature, top_p, use_top_p)
+    logp = jnp.take_along_axis(jax.nn.log_softmax(masked, axis=-1), token[:, None], axis=-1)[:, 0]
+    return token, logp, child_by_token(trie, node, token)
+
+
 @flax.struct.dataclass
 class _Docid:
     """State of the inner (per-token) loop of one iteration, for all queries."""
@@ -312,12 +327,7 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     rows = jnp.arange(b)
 
     def choose(logits, node, j, i, paths):
-        allowed = remove_exhausted(trie, children_mask(trie, node), node, paths, j)  # [B, V]
-        masked = jnp.where(allowed, logits, NEG_INF)
-        keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, i), j))(row_keys)
-        token = sample_tokens(keys, masked, temperatures[i], top_p, use_top_p)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(masked, axis=-1), token[:, None], axis=-1)[:, 0]
-        return token, logp, child_by_token(trie, node, token)
+        return _choose(trie, row_keys, logits, node, paths, i, j, temperatures[i], top_p, use_top_p)
 
     def advance(s: _Docid, token, logp, child, i) -> _Docid:
         live = ~s.done
@@ -383,12 +393,8 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
     slots, rows = jnp.arange(cache_len), jnp.arange(b)
 
     def choose(logits, node, st: _Rows):
-        allowed = remove_exhausted(trie, children_mask(trie, node), node, st.paths, st.j)  # [B, V]
-        masked = jnp.where(allowed, logits, NEG_INF)
-        keys = jax.vmap(lambda key, i, j: jax.random.fold_in(jax.random.fold_in(key, i), j))(row_keys, st.i, st.j)
-        token = sample_tokens(keys, masked, temperatures[jnp.minimum(st.i, k - 1)], top_p, use_top_p)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(masked, axis=-1), token[:, None], axis=-1)[:, 0]
-        return token, logp, child_by_token(trie, node, token)
+        return _choose(trie, row_keys, logits, node, st.paths, st.i, st.j, temperatures[jnp.minimum(st.i, k - 1)],
+                       top_p, use_top_p)
 
     def place(st: _Rows, live, token, logp, child) -> _Rows:  # live rows take `token` as token j_b of docid i_b
         i = jnp.minimum(st.i, k - 1)
