@@ -214,3 +214,38 @@ def test_rerank_depth_reorders_the_exact_top_by_the_heads_logit(tokenizer):
         assert sorted(run[qid], key=run[qid].get, reverse=True) == want
     with pytest.raises(ConfigError, match="rerank_depth"):
         SearchConfig(rerank_depth=-1)
+
+
+def test_head_candidates_equal_a_full_forward_pass_and_follow_shared_docids(tokenizer):
+    """The head-scored candidate rows (fusion rows over BM25's pool): each candidate's score is the logit of the
+    head token after prompt + docid + EOS from a plain full-vocabulary forward pass; documents sharing a docid share
+    it; an unknown candidate is an error naming it."""
+    import jax.numpy as jnp
+
+    from zerogr_jax.models import llama
+    from zerogr_jax.retrieval.candidate_scoring import document_docids, head_candidates
+    from zerogr_jax.retrieval_contract import PromptBuilder, docid_token_ids, eos_id_of
+
+    cfg, params = tiny_smollm2_vocab_llama(seed=3)
+    eos = eos_id_of(tokenizer)
+    texts = DOCIDS + [DOCIDS[2]]  # d8 shares d2's docid
+    trie = build_trie([t + [eos] for t in docid_token_ids(tokenizer, texts)], eos_id=eos, vocab_size=cfg.vocab_size)
+    doc_ids = [f"d{i}" for i in range(len(texts))]
+    docid_of = document_docids(trie)
+    queries = {"q1": "panel flutter", "q2": "heat transfer at hypersonic speed"}
+    candidates = {"q1": ["d5", "d2", "d8", "d0", "d5"], "q2": ["d7"]}
+    got = head_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract", candidates,
+                          "<empty_output>", chunk=4, progress=False)
+    token = tokenizer.convert_tokens_to_ids("<empty_output>")
+    for qid, text in queries.items():
+        prompt = PromptBuilder(tokenizer).ids("find the abstract", [text])[0]
+        assert sorted(got[qid]) == sorted(set(candidates[qid]))
+        for d, score in got[qid].items():
+            seq = jnp.asarray([prompt + trie.docid_tokens(int(docid_of[doc_ids.index(d)]))], jnp.int32)
+            hidden, _ = llama.forward(params, cfg, seq, jnp.arange(seq.shape[1])[None], return_hidden=True)
+            want = float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token])
+            np.testing.assert_allclose(score, want, rtol=1e-4, atol=1e-4)
+    assert got["q1"]["d2"] == got["q1"]["d8"]
+    with pytest.raises(KeyError, match="d99"):
+        head_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "x", {"q1": ["d99"]}, "<empty_output>",
+                        progress=False)

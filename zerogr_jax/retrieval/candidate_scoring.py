@@ -11,6 +11,8 @@ information-style
 which removes the retriever's preference for docids it likes for every query. Used by the fusion rows
 (`evaluation/fusion.py`): the candidates come from BM25, so these rows are never pure generative retrieval.
 
+`head_candidates` scores them by the rerank head instead (`rerank_head`), for a retriever trained with it.
+
 Cost: one prompt pass plus N docids x L tokens of the model per query (about N / U of exact scoring over all U
 docids). Documents sharing a docid get the same score.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from zerogr_jax import tokenization
 from zerogr_jax.models import llama
-from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids, score_docids
+from zerogr_jax.retrieval.docid_scoring import ROWS, docid_paths, head_scores, score_all_docids, score_docids
 from zerogr_jax.retrieval.trie import TrieHost
 from zerogr_jax.retrieval_contract import PromptBuilder
 
@@ -52,36 +54,70 @@ def document_docids(trie: TrieHost) -> np.ndarray:
 
 def score_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
                      queries: Mapping[str, str], instruction: str, candidates: Mapping[str, Sequence[str]], *,
-                     restrict_head: bool = True, chunk: int = 128, progress: bool = True) -> CandidateScores:
+                     restrict_head: bool = True, chunk: int = ROWS, progress: bool = True) -> CandidateScores:
     """Scores each query's candidate documents (ids of `doc_ids`) by their docids' constrained log-probability.
 
     `trie` and `doc_ids` are the index's (`search.build_index_trie`); unknown candidate ids are an error."""
-    from tqdm.auto import tqdm
-
     from zerogr_jax.retrieval.search import step_model
 
     scored_trie, model, model_params = step_model(cfg, params, trie, restrict_head)
     device_trie = scored_trie.to_device()
     paths = docid_paths(scored_trie)
-    position = {d: i for i, d in enumerate(doc_ids)}
-    docid_of = document_docids(trie)
     builder = PromptBuilder(tokenizer)
     pad = tokenization.pad_id_of(tokenizer)
     prior_all = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
                                  pad_id=pad, chunk=chunk)
-    logprobs, prior = {}, {}
-    for qid in tqdm(list(queries), desc="score candidates", unit="q", disable=not progress):
+    prior = {}
+
+    def score(qid: str, docs: list[str], u: np.ndarray, unique: np.ndarray) -> np.ndarray:
+        prior.update({d: float(prior_all[v]) for d, v in zip(docs, u)})
+        return score_docids(model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie,
+                            device_trie, unique, chunk=chunk, pad_id=pad, paths=paths)
+
+    logprobs = _per_candidate(trie, doc_ids, queries, candidates, score, progress, "score candidates")
+    return CandidateScores(logprobs, prior)
+
+
+def head_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, doc_ids: Sequence[str],
+                    queries: Mapping[str, str], instruction: str, candidates: Mapping[str, Sequence[str]],
+                    head_token: str, *, restrict_head: bool = True, chunk: int = ROWS, progress: bool = True
+                    ) -> dict[str, dict[str, float]]:
+    """{query id: {doc id: the rerank head's score}} of each query's candidate documents (`rerank_head`: the logit
+    of `head_token` after prompt(query) + docid(d) + EOS; a retriever trained with train.rank_score=head)."""
+    from zerogr_jax import rerank_head
+    from zerogr_jax.retrieval.search import step_model
+
+    scored_trie, model, model_params = step_model(cfg, params, trie, restrict_head)
+    paths = docid_paths(scored_trie)
+    builder = PromptBuilder(tokenizer)
+    pad = tokenization.pad_id_of(tokenizer)
+    token = rerank_head.token_id(tokenizer, head_token)
+    return _per_candidate(trie, doc_ids, queries, candidates, lambda qid, docs, u, unique: head_scores(
+        model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie, unique, token, chunk=chunk,
+        pad_id=pad, paths=paths), progress, "head scores")
+
+
+def _per_candidate(trie: TrieHost, doc_ids: Sequence[str], queries: Mapping[str, str],
+                   candidates: Mapping[str, Sequence[str]], score, progress: bool, desc: str
+                   ) -> dict[str, dict[str, float]]:
+    """{query id: {doc id: score}}: `score(qid, docs, u, unique) -> [len(unique)]` over each query's distinct
+    candidate documents `docs`, their docid indices `u` and those indices' distinct values `unique` (documents
+    sharing a docid are scored once and share the score)."""
+    from tqdm.auto import tqdm
+
+    position = {d: i for i, d in enumerate(doc_ids)}
+    docid_of = document_docids(trie)
+    out = {}
+    for qid in tqdm(list(queries), desc=desc, unit="q", disable=not progress):
         docs = list(dict.fromkeys(candidates.get(qid, ())))
         unknown = [d for d in docs if d not in position]
         if unknown:
             raise KeyError(f"query {qid}: candidate documents not in the index: {unknown[:5]}")
         if not docs:
-            logprobs[qid] = {}
+            out[qid] = {}
             continue
         u = docid_of[[position[d] for d in docs]]
         unique, inverse = np.unique(u, return_inverse=True)
-        got = score_docids(model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie,
-                           device_trie, unique, chunk=chunk, pad_id=pad, paths=paths)[inverse]
-        logprobs[qid] = {d: float(s) for d, s in zip(docs, got)}
-        prior.update({d: float(prior_all[v]) for d, v in zip(docs, u)})
-    return CandidateScores(logprobs, prior)
+        got = np.asarray(score(qid, docs, u, unique))[inverse]
+        out[qid] = {d: float(s) for d, s in zip(docs, got)}
+    return out

@@ -61,10 +61,17 @@ def length_bucket(length: int) -> int:
     return next((b for b in LENGTH_BUCKETS if b >= length), -(-length // 64) * 64)
 
 
-def _power_of_two_rows(rows: np.ndarray, chunk: int) -> np.ndarray:
-    """`rows` (at most `chunk` indices) padded with repeats of its last to a power of two (at most `chunk`): a few
-    compiled programs serve any row count, and a padding row is a real row computed twice."""
-    size = min(chunk, 1 << (len(rows) - 1).bit_length())
+# rows per compiled call: every call of a program has exactly this many rows (the last padded with repeats of its last
+# row, computed twice), so a search compiles one program per length bucket and not one per (bucket, row count) it
+# happens to meet. Measured (experiments/results/logs/session14_*): 16-64 rows cost about the same per row on this CPU,
+# 8 rows ~1.5x more; the per-query compiles of varying shapes had been ~40 % of the main job's search stage.
+ROWS = 16
+# rows per call of `next_logprobs` (paths of 1-2 tokens: cheap rows, many of them)
+NEXT_ROWS = 64
+
+
+def _fixed_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    """`rows` (at most `size` indices) padded with repeats of its last to exactly `size`."""
     return np.concatenate([rows, np.repeat(rows[-1:], size - len(rows))])
 
 
@@ -109,15 +116,21 @@ class EncodedPrompt:
     next_pos: jax.Array  # [1] int32
 
 
+# prompts are left-padded to a multiple of this: every program after the prompt is compiled per prompt width, so a
+# coarse multiple lets one set of programs serve a whole query set (and the docid prior's prompt) — most instructed
+# queries fit one width — while the padding costs only masked attention
+PROMPT_MULTIPLE = 128
+
+
 def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: int = 0) -> EncodedPrompt:
     from zerogr_jax.tokenization import left_pad
 
-    tokens, mask = left_pad([prompt], pad_id, multiple_of=32)
+    tokens, mask = left_pad([prompt], pad_id, multiple_of=PROMPT_MULTIPLE)
     return EncodedPrompt(*_prompt_pass(model, params, jnp.asarray(tokens), jnp.asarray(mask)))
 
 
 def score_paths(model: decoding.StepModel, params, encoded: EncodedPrompt, trie: Trie, tokens: np.ndarray,
-                from_nodes: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+                from_nodes: np.ndarray, *, chunk: int = ROWS) -> np.ndarray:
     """[N] float32: the constrained log-probability of N root paths after the prompt — tokens / from_nodes [N, L]
     (-1 after a path's end): whole docids, or prefixes of them (a prefix's score bounds its docids' from above)."""
     return _bucketed_rows(tokens, chunk, lambda take, width: _score_rows(
@@ -127,15 +140,15 @@ def score_paths(model: decoding.StepModel, params, encoded: EncodedPrompt, trie:
 
 def _bucketed_rows(tokens: np.ndarray, chunk: int, run) -> np.ndarray:
     """[N] float32 of `run(rows, width) -> [len(rows)]` over the paths `tokens` [N, L] (-1 after a path's end):
-    `chunk` rows at a time, grouped by padded length (`length_bucket`), each group's last chunk padded (repeats of
-    its last path, computed twice) to a power of two rows, so that a few compiled programs serve any set of paths."""
+    shortest first, exactly `chunk` rows per call (`_fixed_rows`), each call as wide as the length bucket
+    (`length_bucket`) of its longest path, so that one compiled program per bucket serves any set of paths and a
+    short path rarely pays for a long one."""
     out = np.empty(len(tokens), np.float32)
-    buckets = np.array([length_bucket(n) for n in (tokens >= 0).sum(1)], np.int64)
-    for width in np.unique(buckets):
-        rows = np.flatnonzero(buckets == width)
-        for start in range(0, len(rows), chunk):
-            take = _power_of_two_rows(rows[start:start + chunk], chunk)
-            out[take] = np.asarray(run(take, int(width)))
+    lengths = (tokens >= 0).sum(1)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), chunk):
+        take = _fixed_rows(order[start:start + chunk], chunk)
+        out[take] = np.asarray(run(take, length_bucket(int(lengths[take].max()))))
     return out
 
 
@@ -154,7 +167,7 @@ def _head_rows(model: decoding.StepModel, params, shared: llama.SharedKV, next_p
 
 
 def head_scores(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, docids: np.ndarray,
-                head_token: int, *, chunk: int = 64, pad_id: int = 0,
+                head_token: int, *, chunk: int = ROWS, pad_id: int = 0,
                 paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[N] float32: the rerank head's score of the docid indices `docids` [N] after `prompt` (token `head_token`,
     a vocabulary id): the prompt runs once, the docids (EOS included) as rows after it."""
@@ -176,7 +189,7 @@ def path_tokens(host_trie: TrieHost, paths: tuple[np.ndarray, np.ndarray], docid
 
 
 def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, *,
-                     chunk: int = 256, pad_id: int = 0,
+                     chunk: int = ROWS, pad_id: int = 0,
                      paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[U] float32: log p(docid u | prompt) under the trie constraint, for every docid of `host_trie`.
 
@@ -186,7 +199,7 @@ def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_
 
 
 def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie,
-                 docids: np.ndarray, *, chunk: int = 256, pad_id: int = 0,
+                 docids: np.ndarray, *, chunk: int = ROWS, pad_id: int = 0,
                  paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """[N] float32: log p(docid | prompt) under the trie constraint for the docid indices `docids` [N] (any order,
     repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie. The
@@ -217,12 +230,12 @@ def _next_logprobs(model: decoding.StepModel, params, first, shared: llama.Share
 
 
 def next_logprobs(model: decoding.StepModel, params, encoded: EncodedPrompt, trie: Trie, tokens: np.ndarray,
-                  last_node: np.ndarray, *, chunk: int = 256) -> np.ndarray:
-    """[C, V'] `_next_logprobs` of C paths of one length, `chunk` rows at a time (padded to a power of two)."""
+                  last_node: np.ndarray, *, chunk: int = NEXT_ROWS) -> np.ndarray:
+    """[C, V'] `_next_logprobs` of C paths of one length, exactly `chunk` rows per call (`_fixed_rows`)."""
     out = []
     for start in range(0, len(tokens), chunk):
         block = np.arange(start, min(start + chunk, len(tokens)))
-        take = _power_of_two_rows(block, chunk)
+        take = _fixed_rows(block, chunk)
         out.append(np.asarray(_next_logprobs(model, params, encoded.first, encoded.shared, encoded.next_pos, trie,
                                              jnp.asarray(tokens[take], jnp.int32),
                                              jnp.asarray(last_node[take], jnp.int32)))[:len(block)])
@@ -235,7 +248,7 @@ BOUND_SLACK = 1e-3
 
 def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, k: int, *,
                prior: np.ndarray | None = None, prior_weight: float = 0.0, bound_depth: int = 3, chunk: int = 32,
-               pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None
+               rows: int = ROWS, pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None
                ) -> tuple[np.ndarray, np.ndarray, int]:
     """The k docids with the best log p(d | prompt) - prior_weight * prior[d], exactly, scoring few docids in full.
 
@@ -250,7 +263,7 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     distribution over all its children read off). Last, docids are scored in full in order of their bound, `chunk`
     at a time, until the k-th best full score beats every bound left. Nothing is pruned that could be in the top k.
     The count returned is how many docids were scored in full: on a trained retriever a small share of them, since
-    its first tokens' distributions are peaked.
+    its first tokens' distributions are peaked. Full scores run `rows` docids per compiled call (`ROWS`).
     """
     u = host_trie.num_docids
     k = min(k, u)
@@ -266,7 +279,7 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
 
     def score_in_full(block: np.ndarray) -> float:
         tokens, from_nodes = path_tokens(host_trie, paths, block)
-        full[block] = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=chunk)
+        full[block] = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows)
         scored[block] = True
         got = full[scored] + correction[scored]
         return float(np.partition(got, len(got) - k)[len(got) - k]) if len(got) >= k else -np.inf
