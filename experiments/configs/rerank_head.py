@@ -6,8 +6,8 @@ exact pool's best 30 docids (w = 0.5) by the head.
 
     zerogr run --config experiments/configs/rerank_head.py [--set collection=cisi]
 
-Measured: med nDCG@10 0.461 (the main job's recipe 0.385), cisi 0.192 (2 epochs without the head 0.166); cranfield
-not yet run. More than twice the main job's training (254 steps instead of 127, the ranking steps through all
+Measured: med nDCG@10 0.461 (the main job's recipe 0.385), cisi 0.192 (2 epochs without the head 0.166), and on
+cranfield, chosen on neither, 0.204 (the main job's recipe 0.139, p < 0.001; RESULTS.md, session 14). More than twice the main job's training (254 steps instead of 127, the ranking steps through all
 30 layers), so not the main job (its goal is 15 minutes on this CPU).
 """
 
