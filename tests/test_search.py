@@ -146,22 +146,30 @@ def test_prior_weight_ranks_by_the_corrected_log_probability(tokenizer):
         SearchConfig(strategy="reverse_annealing", prior_weight=1.0)
 
 
-def test_candidate_scores_equal_the_exact_beam_and_follow_shared_docids(tokenizer):
-    """BM25-candidate scoring (fusion rows) gives each candidate its docid's exact constrained log-probability —
-    the score of the beam as wide as the trie — and the docid prior; documents sharing a docid share a score."""
-    from zerogr_jax.retrieval.candidate_scoring import document_docids, score_candidates
+def candidate_setup(tokenizer):
+    """The candidate-scoring fixture: a tiny model, a trie where d8 shares d2's docid, two queries whose candidate
+    lists repeat a document and name documents that share a docid."""
+    from zerogr_jax.retrieval.candidate_scoring import document_docids
     from zerogr_jax.retrieval_contract import docid_token_ids, eos_id_of
-    from zerogr_jax.retrieval.search import decode_candidates
 
     cfg, params = tiny_smollm2_vocab_llama(seed=3)
     eos = eos_id_of(tokenizer)
     texts = DOCIDS + [DOCIDS[2]]  # d8 shares d2's docid
     trie = build_trie([t + [eos] for t in docid_token_ids(tokenizer, texts)], eos_id=eos, vocab_size=cfg.vocab_size)
     doc_ids = [f"d{i}" for i in range(len(texts))]
-    docid_of = document_docids(trie)
-    assert docid_of[2] == docid_of[8] and len(set(docid_of.tolist())) == len(DOCIDS)
     queries = {"q1": "panel flutter", "q2": "heat transfer at hypersonic speed"}
     candidates = {"q1": ["d5", "d2", "d8", "d0", "d5"], "q2": ["d7"]}
+    return cfg, params, trie, doc_ids, document_docids(trie), queries, candidates
+
+
+def test_candidate_scores_equal_the_exact_beam_and_follow_shared_docids(tokenizer):
+    """BM25-candidate scoring (fusion rows) gives each candidate its docid's exact constrained log-probability —
+    the score of the beam as wide as the trie — and the docid prior; documents sharing a docid share a score."""
+    from zerogr_jax.retrieval.candidate_scoring import score_candidates
+    from zerogr_jax.retrieval.search import decode_candidates
+
+    cfg, params, trie, doc_ids, docid_of, queries, candidates = candidate_setup(tokenizer)
+    assert docid_of[2] == docid_of[8] and len(set(docid_of.tolist())) == len(DOCIDS)
     got = score_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract", candidates,
                            chunk=4, progress=False)  # 4: q1's 3 unique docids padded to one chunk
     exact = decode_candidates(cfg, params, tokenizer, trie, queries, "find the abstract",
@@ -223,17 +231,10 @@ def test_head_candidates_equal_a_full_forward_pass_and_follow_shared_docids(toke
     import jax.numpy as jnp
 
     from zerogr_jax.models import llama
-    from zerogr_jax.retrieval.candidate_scoring import document_docids, head_candidates
-    from zerogr_jax.retrieval_contract import PromptBuilder, docid_token_ids, eos_id_of
+    from zerogr_jax.retrieval.candidate_scoring import head_candidates
+    from zerogr_jax.retrieval_contract import PromptBuilder
 
-    cfg, params = tiny_smollm2_vocab_llama(seed=3)
-    eos = eos_id_of(tokenizer)
-    texts = DOCIDS + [DOCIDS[2]]  # d8 shares d2's docid
-    trie = build_trie([t + [eos] for t in docid_token_ids(tokenizer, texts)], eos_id=eos, vocab_size=cfg.vocab_size)
-    doc_ids = [f"d{i}" for i in range(len(texts))]
-    docid_of = document_docids(trie)
-    queries = {"q1": "panel flutter", "q2": "heat transfer at hypersonic speed"}
-    candidates = {"q1": ["d5", "d2", "d8", "d0", "d5"], "q2": ["d7"]}
+    cfg, params, trie, doc_ids, docid_of, queries, candidates = candidate_setup(tokenizer)
     got = head_candidates(cfg, params, tokenizer, trie, doc_ids, queries, "find the abstract", candidates,
                           "<empty_output>", chunk=4, progress=False)
     token = tokenizer.convert_tokens_to_ids("<empty_output>")

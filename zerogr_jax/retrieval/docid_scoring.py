@@ -63,8 +63,8 @@ def length_bucket(length: int) -> int:
 
 # rows per compiled call: every call of a program has exactly this many rows (the last padded with repeats of its last
 # row, computed twice), so a search compiles one program per length bucket and not one per (bucket, row count) it
-# happens to meet. Measured (experiments/results/logs/session14_*): 16-64 rows cost about the same per row on this CPU,
-# 8 rows ~1.5x more; the per-query compiles of varying shapes had been ~40 % of the main job's search stage.
+# happens to meet: those compiles had been 40 % of exact search's time on med (BENCHMARKS.md, session 14). 16 keeps a
+# branch-and-bound block's padding small while its matmuls stay near the CPU's per-row cost of larger calls.
 ROWS = 16
 # rows per call of `next_logprobs` (paths of 1-2 tokens: cheap rows, many of them)
 NEXT_ROWS = 64
