@@ -2,8 +2,8 @@
 
     python experiments/profile_exact_search.py --workdir runs/demo_med --collection med --queries 12
 
-Runs `docid_scoring.score_all_docids` (the prior) and then `docid_scoring.top_docids` query by query with the
-workdir's search settings, as `search.decode_candidates` does, and records per step its wall time, the backend
+Runs `docid_scoring.score_all_docids` (the prior) and then `docid_scoring.top_docids` query by query with the main
+job's search settings (exact, w = 0.5, K = 10), as `search.decode_candidates` does, and records per step its wall time, the backend
 compile seconds inside it (`jax.monitoring` events) and the number of docids scored in full; every compiled program
 is counted by name. Writes experiments/results/<--name>.json.
 """
@@ -11,6 +11,7 @@ is counted by name. Writes experiments/results/<--name>.json.
 from __future__ import annotations
 
 import collections
+import logging
 import time
 
 import jax
@@ -34,7 +35,6 @@ def main(argv=None) -> None:
     jax.monitoring.register_event_duration_secs_listener(lambda event, secs, **_: compile_s.update({event: secs}))
     programs = collections.Counter()
     jax.config.update("jax_log_compiles", True)  # counted by a logging handler, not printed
-    import logging
 
     class Count(logging.Handler):
         def emit(self, record):
