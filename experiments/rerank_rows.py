@@ -29,6 +29,8 @@ def main(argv=None) -> None:
     ap.add_argument("--k", type=int, default=10, help="docids kept per query")
     ap.add_argument("--prior-weight", type=float, default=0.5)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--save-candidates", action="store_true",
+                    help="also write the pool with its scores to experiments/results/runs/<name>.candidates.npz")
     args = ap.parse_args(argv)
     started = time.time()
     depths = sorted({int(d) for d in args.depths.split(",")})
@@ -41,6 +43,8 @@ def main(argv=None) -> None:
                                    fr.index.instruction, config)
     search_s = time.perf_counter() - t0
     out_dir = result_files.RESULTS / "runs"
+    if args.save_candidates:
+        candidates.save(out_dir / f"{args.name}.candidates.npz")
     paths = {}
     for depth in [0, *depths]:
         label = "gen" if not depth else f"head{depth}"

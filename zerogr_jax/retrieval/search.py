@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 import typing
 from typing import Literal, Sequence
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerogr_jax import rerank_head, tokenization
+from zerogr_jax import atomic_files, rerank_head, tokenization
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.retrieval_contract import IndexData, PromptBuilder, docid_token_ids, eos_id_of, load_index
 from zerogr_jax.models import llama
@@ -183,6 +184,28 @@ class Candidates:
     # [Q, N] float32 the rerank head's score of the pool's best rerank_depth docids (after the prior), NaN elsewhere;
     # None without search.rerank_depth
     rerank: np.ndarray | None = None
+
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the pool as an .npz atomically (plain arrays, loadable without pickle), so other orderings of the
+        same pool can be computed without the model."""
+        arrays = {"qids": np.asarray(self.qids, dtype=str), "docids": self.docids, "logprobs": self.logprobs}
+        if self.prior is not None:
+            arrays["prior"] = self.prior
+        if self.rerank is not None:
+            arrays["rerank"] = self.rerank
+        with atomic_files.atomic_open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Candidates":
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"qids", "docids", "logprobs"} - set(z.files)
+            if missing:
+                raise ValueError(f"{path}: not a saved candidate pool, missing {sorted(missing)}")
+            return cls(qids=[str(q) for q in z["qids"]], docids=z["docids"], logprobs=z["logprobs"],
+                       prior=z["prior"] if "prior" in z.files else None,
+                       rerank=z["rerank"] if "rerank" in z.files else None)
 
 
 def pool_size(config: SearchConfig, trie_docids: int) -> int:
