@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from zerogr_jax.config import ConfigError
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids
 from zerogr_jax.models import llama
@@ -87,6 +88,46 @@ def test_pool_order_sorts_by_the_corrected_score_then_reranks_the_top_by_the_hea
     assert ordered(SearchConfig(strategy="exact", prior_weight=1.0, rerank_depth=3)) == [[0, 2, 3, -1], [2, 3, 1, 0]]
     with pytest.raises(ValueError, match="rerank"):
         pool_order(Candidates(["a"], docids[:1], logprobs[:1], prior), SearchConfig(rerank_depth=2))
+
+
+def test_rerank_mix_orders_the_top_by_the_zscore_sum_or_rrf_of_head_and_generative_score(tmp_path):
+    """search.rerank_mix: "zsum" re-orders the pool's best N by z(head) + z(corrected generative score) over the N,
+    "rrf" by 1/(60 + generative rank) + 1/(60 + head rank); checked against a per-query brute force, with padding
+    rows; and a pool saved to .npz loads back equal (what rerank_rows --save-candidates writes)."""
+    rng = np.random.default_rng(0)
+    q, n, depth = 5, 12, 8
+    docids = np.stack([rng.permutation(20)[:n] for _ in range(q)]).astype(np.int32)
+    docids[1, 6:] = -1  # a query with only 6 docids: fewer than the depth
+    logprobs = np.where(docids >= 0, -rng.gamma(2.0, 2.0, (q, n)), -np.inf).astype(np.float32)
+    prior = -rng.gamma(2.0, 2.0, 20).astype(np.float32)
+    head = rng.normal(size=(q, n)).astype(np.float32)
+    c = Candidates([f"q{i}" for i in range(q)], docids, logprobs, prior, head)
+    c.save(tmp_path / "pool.npz")
+    back = Candidates.load(tmp_path / "pool.npz")
+    assert back.qids == c.qids
+    for a, b in [(back.docids, docids), (back.logprobs, logprobs), (back.prior, prior), (back.rerank, head)]:
+        np.testing.assert_array_equal(a, b)
+    for mix in ["zsum", "rrf"]:
+        cfg = SearchConfig(strategy="exact", prior_weight=0.5, rerank_depth=depth, rerank_mix=mix)
+        got = np.take_along_axis(docids, pool_order(back, cfg), axis=1)
+        for i in range(q):
+            g = {int(d): float(lp - 0.5 * prior[d]) for d, lp in zip(docids[i], logprobs[i]) if d >= 0}
+            h = {int(d): float(s) for d, s in zip(docids[i], head[i]) if d >= 0}
+            by_g = sorted(g, key=lambda d: -g[d])
+            top = by_g[:depth]
+            if mix == "zsum":
+                z = lambda v: (np.array(v) - np.mean(v)) / np.std(v)  # noqa: E731
+                score = dict(zip(top, z([h[d] for d in top]) + z([g[d] for d in top])))
+            else:
+                by_h = sorted(top, key=lambda d: -h[d])
+                score = {d: 1 / (60 + top.index(d) + 1) + 1 / (60 + by_h.index(d) + 1) for d in top}
+            want = sorted(top, key=lambda d: -score[d]) + by_g[depth:]
+            assert got[i, :len(want)].tolist() == want, (mix, i)
+    with pytest.raises(ConfigError, match="rerank_mix"):
+        SearchConfig(rerank_mix="mean")
+    with pytest.raises(ValueError, match="missing"):
+        np.savez(tmp_path / "other.npz", x=np.zeros(2))
+        Candidates.load(tmp_path / "other.npz")
 
 
 def test_head_scores_equal_the_reserved_tokens_logit_after_each_docid():

@@ -20,7 +20,7 @@ docids). Documents sharing a docid get the same score.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -58,21 +58,16 @@ def score_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, 
     """Scores each query's candidate documents (ids of `doc_ids`) by their docids' constrained log-probability.
 
     `trie` and `doc_ids` are the index's (`search.build_index_trie`); unknown candidate ids are an error."""
-    from zerogr_jax.retrieval.search import step_model
-
-    scored_trie, model, model_params = step_model(cfg, params, trie, restrict_head)
-    device_trie = scored_trie.to_device()
-    paths = docid_paths(scored_trie)
-    builder = PromptBuilder(tokenizer)
-    pad = tokenization.pad_id_of(tokenizer)
-    prior_all = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
-                                 pad_id=pad, chunk=chunk)
+    m = _ScoringModel.make(cfg, params, tokenizer, trie, restrict_head)
+    device_trie = m.trie.to_device()
+    prior_all = score_all_docids(m.model, m.params, m.prompt(instruction, ""), m.trie, device_trie, pad_id=m.pad,
+                                 chunk=chunk)
     prior = {}
 
     def score(qid: str, docs: list[str], u: np.ndarray, unique: np.ndarray) -> np.ndarray:
         prior.update({d: float(prior_all[v]) for d, v in zip(docs, u)})
-        return score_docids(model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie,
-                            device_trie, unique, chunk=chunk, pad_id=pad, paths=paths)
+        return score_docids(m.model, m.params, m.prompt(instruction, queries[qid]), m.trie, device_trie, unique,
+                            chunk=chunk, pad_id=m.pad, paths=m.paths)
 
     logprobs = _per_candidate(trie, doc_ids, queries, candidates, score, progress, "score candidates")
     return CandidateScores(logprobs, prior)
@@ -85,16 +80,35 @@ def head_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, d
     """{query id: {doc id: the rerank head's score}} of each query's candidate documents (`rerank_head`: the logit
     of `head_token` after prompt(query) + docid(d) + EOS; a retriever trained with train.rank_score=head)."""
     from zerogr_jax import rerank_head
-    from zerogr_jax.retrieval.search import step_model
 
-    scored_trie, model, model_params = step_model(cfg, params, trie, restrict_head)
-    paths = docid_paths(scored_trie)
-    builder = PromptBuilder(tokenizer)
-    pad = tokenization.pad_id_of(tokenizer)
+    m = _ScoringModel.make(cfg, params, tokenizer, trie, restrict_head)
     token = rerank_head.token_id(tokenizer, head_token)
     return _per_candidate(trie, doc_ids, queries, candidates, lambda qid, docs, u, unique: head_scores(
-        model, model_params, builder.ids(instruction, [queries[qid]])[0], scored_trie, unique, token, chunk=chunk,
-        pad_id=pad, paths=paths), progress, "head scores")
+        m.model, m.params, m.prompt(instruction, queries[qid]), m.trie, unique, token, chunk=chunk, pad_id=m.pad,
+        paths=m.paths), progress, "head scores")
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScoringModel:
+    """What teacher-forced scoring of a query's docids needs: the decode-step model over the (compact) trie."""
+
+    trie: TrieHost  # the scored trie (compact vocabulary when the head is restricted)
+    model: Any
+    params: Any
+    paths: Any  # docid_paths(trie)
+    builder: PromptBuilder
+    pad: int
+
+    @classmethod
+    def make(cls, cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, restrict_head: bool) -> "_ScoringModel":
+        from zerogr_jax.retrieval.search import step_model
+
+        scored_trie, model, model_params = step_model(cfg, params, trie, restrict_head)
+        return cls(scored_trie, model, model_params, docid_paths(scored_trie), PromptBuilder(tokenizer),
+                   tokenization.pad_id_of(tokenizer))
+
+    def prompt(self, instruction: str, query: str) -> list[int]:
+        return self.builder.ids(instruction, [query])[0]
 
 
 def _per_candidate(trie: TrieHost, doc_ids: Sequence[str], queries: Mapping[str, str],

@@ -32,6 +32,7 @@ from zerogr_jax.retrieval.trie import TrieHost, build_trie, expand_to_documents,
 # "exact": the K docids with the best constrained log-probability (minus the prior with prior_weight) with no
 # pruning error — the answer of a beam as wide as the trie — found by branch and bound over teacher-forced scores
 # (`docid_scoring.top_docids`: bounds from each docid's first tokens, then few docids in full)
+RerankMix = Literal["head", "zsum", "rrf"]
 StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam", "exact"]
 STRATEGIES = typing.get_args(StrategyName)
 
@@ -58,6 +59,10 @@ class SearchConfig:
     # reference's rescoring; the pool grows to at least rerank_depth; 0 = off
     rerank_depth: int = 0
     rerank_token: str = rerank_head.DEFAULT_TOKEN
+    # how the best rerank_depth are re-ordered: "head" by the head's score alone (the reference); "zsum" by z(head) +
+    # z(generative score), each standardised over the query's rerank_depth docids; "rrf" by 1/(60 + rank by the
+    # generative score) + 1/(60 + rank by the head). The last two keep what the generative score knows.
+    rerank_mix: RerankMix = "head"
 
     def __post_init__(self):  # checked when the config is made (a config file, an override), not after training
         from zerogr_jax.config import ConfigError
@@ -71,6 +76,9 @@ class SearchConfig:
             raise ConfigError(f"search.prior_weight must be >= 0, got {self.prior_weight}")
         if self.rerank_depth < 0:
             raise ConfigError(f"search.rerank_depth must be >= 0, got {self.rerank_depth}")
+        if self.rerank_mix not in typing.get_args(RerankMix):
+            raise ConfigError(f"search.rerank_mix={self.rerank_mix!r}: must be one of "
+                              f"{list(typing.get_args(RerankMix))}")
         if self.num_docids < 1 or self.batch_size < 1 or self.beam_width < 0:
             raise ConfigError(f"search: num_docids and batch_size must be >= 1 and beam_width >= 0, got "
                               f"{self.num_docids}, {self.batch_size}, {self.beam_width}")
@@ -313,11 +321,34 @@ def pool_order(candidates: Candidates, config: SearchConfig) -> np.ndarray:
         if candidates.rerank is None:
             raise ValueError("search.rerank_depth needs candidates decoded with the rerank head's scores")
         top = order[:, :config.rerank_depth]
+        valid = np.take_along_axis(docids, top, axis=1) >= 0
         head = np.take_along_axis(candidates.rerank, top, axis=1)
-        head = np.where(np.take_along_axis(docids, top, axis=1) >= 0, head, -np.inf)
-        top = np.take_along_axis(top, np.argsort(-head, axis=1, kind="stable"), axis=1)
+        mixed = _mix_scores(head, np.take_along_axis(score, top, axis=1), valid, config.rerank_mix)
+        top = np.take_along_axis(top, np.argsort(-np.where(valid, mixed, -np.inf), axis=1, kind="stable"), axis=1)
         order = np.concatenate([top, order[:, config.rerank_depth:]], axis=1)
     return order
+
+
+def _mix_scores(head: np.ndarray, generative: np.ndarray, valid: np.ndarray, mix: str) -> np.ndarray:
+    """[Q, N] the re-ordering score of a query's N best docids (columns already in generative order, best first)."""
+    if mix == "head":
+        return head
+    if mix == "rrf":
+        ranks = np.arange(1, head.shape[1] + 1, dtype=np.float64)[None, :]
+        head_ranks = np.empty_like(head, np.float64)
+        np.put_along_axis(head_ranks, np.argsort(-np.where(valid, head, -np.inf), axis=1, kind="stable"),
+                          np.broadcast_to(ranks, head.shape), axis=1)
+        return 1.0 / (60.0 + ranks) + 1.0 / (60.0 + head_ranks)
+    return _standardise(head, valid) + _standardise(generative, valid)
+
+
+def _standardise(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per row (mean 0, sd 1) over the valid entries; a row with sd 0 becomes 0."""
+    n = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    x = np.where(valid, x.astype(np.float64), 0.0)
+    mean = x.sum(axis=1, keepdims=True) / n
+    sd = np.sqrt(np.where(valid, (x - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / n)
+    return np.where(sd > 0, (x - mean) / np.where(sd > 0, sd, 1.0), 0.0)
 
 
 def rank_documents(trie: TrieHost, doc_ids: Sequence[str], candidates: Candidates, config: SearchConfig
