@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from training_fixtures import TINY, assert_trees_equal, compilation_cache, host, tiny_examples, tiny_params, \
     tiny_setup  # noqa: F401 (fixture)
@@ -124,7 +125,6 @@ def test_cached_frozen_features_train_the_same_model(tmp_path):
 
 
 def test_cached_frozen_features_need_frozen_layers(tmp_path):
-    import pytest
 
     with pytest.raises(ValueError, match="top_layers"):
         fit(tiny_setup(cache_frozen_features=True), tmp_path, progress=False)
@@ -183,3 +183,42 @@ def test_head_rank_objective_is_ranknet_on_a_reserved_tokens_logit_after_each_do
     grads = jax.grad(lambda p: terms(p, consts, batch)[0])(trainable)
     assert float(jnp.abs(grads["layers"]["attn"]["q"]).sum()) > 0
     assert float(jnp.abs(grads["final_norm"]["scale"]).sum()) > 0
+
+
+def test_ranking_groups_run_their_shared_prompt_once_with_the_same_loss_and_gradients():
+    """pairs.split_group_prefixes moves each group's prompt (BOS, instruction, query) out of its rows; the ranking
+    step runs it once per group and the rows reach it through the KV cache: the same objective, stats and gradients
+    as whole rows, for the sequence score and the head's, with a frozen/trained split; and far fewer tokens."""
+    from training_fixtures import tiny_rank_groups
+    from zerogr_jax.training.pairs import split_group_prefixes
+
+    ex = tiny_rank_groups(tiny_examples(instruction=(5, 6, 7)), negatives=2)
+    grouped = split_group_prefixes(ex, 3, pad_id=0)
+    rows = np.arange(12)  # 4 groups of 3
+    for r in rows:  # the prefix and the row's remainder are the row
+        n = int(grouped.prefix_mask[r].sum())
+        whole = np.concatenate([grouped.prefix[r, :n], grouped.tokens[r][grouped.kv_mask[r]]])
+        np.testing.assert_array_equal(whole, ex.tokens[r][ex.kv_mask[r]])
+        assert n >= 1 + 3 + 4 and n <= ex.target_index[r, 0]  # BOS + instruction + the query's key tokens
+    assert grouped.tokens.shape[1] < ex.tokens.shape[1]
+    full, split = ex.as_batch(rows), grouped.as_batch(rows)
+    trainable, frozen = tr.split_params(tiny_params(), TINY, "top_layers:1")
+    consts = tr.step_constants(frozen, None, 128)
+
+    @jax.jit
+    def run(trainable, full, split):
+        out = []
+        for head in (None, 5):
+            terms = lambda p, b: tr.rank_loss_terms(p, consts, TINY, b, 3, 0.7, head_token=head)  # noqa: E731
+            out.append([jax.value_and_grad(terms, has_aux=True)(trainable, b) for b in (full, split)])
+        return out
+
+    for ((l_full, s_full), g_full), ((l_split, s_split), g_split) in host(run(trainable, full, split)):
+        np.testing.assert_allclose(l_split, l_full, rtol=1e-5)
+        for k in ("loss_sum", "rank_sum", "pairs", "pairs_ordered", "correct_tokens"):
+            np.testing.assert_allclose(s_split[k], s_full[k], rtol=1e-5, atol=1e-6)
+        for a, b in zip(jax.tree.leaves(g_full), jax.tree.leaves(g_split)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+        assert s_split["input_tokens"] == ex.kv_mask[rows].sum() - 2 * grouped.prefix_mask[rows][::3].sum()
+    with pytest.raises(ValueError, match="groups"):
+        split_group_prefixes(ex.take(np.arange(10)), 3, pad_id=0)

@@ -178,11 +178,13 @@ def _cut_width(batch: dict[str, np.ndarray], width: int) -> dict[str, np.ndarray
     return cut
 
 
-def batch_shardings(mesh: jax.sharding.Mesh, with_features: bool = False) -> dict[str, jax.sharding.Sharding]:
-    """Batch-axis shardings of every batch array ([batch, length], `collection` [batch], and with the frozen
-    layers' outputs cached, `features` [batch, length, embed])."""
+def batch_shardings(mesh: jax.sharding.Mesh, with_features: bool = False, with_prefix: bool = False
+                    ) -> dict[str, jax.sharding.Sharding]:
+    """Batch-axis shardings of every batch array ([batch, length], `collection` [batch], with the frozen layers'
+    outputs cached `features` [batch, length, embed], with ranking groups' prefixes `prefix(_mask)` [batch, P])."""
     from zerogr_jax.sharding import batch_sharding
-    keys = BATCH_KEYS + (("features",) if with_features else ())
+    keys = (BATCH_KEYS + (("features",) if with_features else ())
+            + (("prefix", "prefix_mask") if with_prefix else ()))
     return {k: batch_sharding(mesh, {"collection": 1, "features": 3}.get(k, 2)) for k in keys}
 
 

@@ -36,7 +36,7 @@ from zerogr_jax import sharding as shd
 from zerogr_jax.training import step as tr
 from zerogr_jax.training import input_pipeline as pipe
 from zerogr_jax.training.pairs import (PairsData, build_examples, docid_vocabulary, load_index,
-                                            split_shared_prefixes)
+                                            split_group_prefixes, split_shared_prefixes)
 from zerogr_jax.models import llama
 from zerogr_jax.training.checkpoints import TrainCheckpoints
 
@@ -173,13 +173,15 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     if not tc.rank_every:
         rank_ex = None  # groups built but no ranking steps asked for: leave them out of every computation
     if tc.share_prefix:
-        parts = [train_ex, heldout_ex] + ([rank_ex] if rank_ex is not None else [])
-        num_collections = int(max(p.collection.max(initial=0) for p in parts)) + 1
-        prefixes, parts = split_shared_prefixes(parts, num_collections, setup.data.pad_id)
-        train_ex, heldout_ex = parts[:2]
-        rank_ex = parts[2] if rank_ex is not None else None
+        num_collections = int(max(p.collection.max(initial=0) for p in (train_ex, heldout_ex))) + 1
+        prefixes, (train_ex, heldout_ex) = split_shared_prefixes([train_ex, heldout_ex], num_collections,
+                                                                 setup.data.pad_id)
         log.info("shared prefixes of %s tokens; rows now %d tokens (were %d)", prefixes.length.tolist(),
                  train_ex.tokens.shape[1], setup.data.train.tokens.shape[1])
+        if rank_ex is not None:  # a ranking group's rows share its whole prompt: run it once per group
+            rank_ex = split_group_prefixes(rank_ex, group, setup.data.pad_id)
+            log.info("ranking groups: prompts of up to %d tokens once per group; rows now %d tokens (were %d)",
+                     rank_ex.prefix.shape[1], rank_ex.tokens.shape[1], setup.data.rank.tokens.shape[1])
     consts = tr.step_constants(jax.device_put(frozen, frozen_sh) if frozen else {}, setup.head_vocab,
                                cfg.vocab_size, prefixes)
     consts_sh = tr.constants_shardings(mesh, consts, frozen_axes)
@@ -197,7 +199,8 @@ def fit(setup: TrainSetup, workdir: str | os.PathLike, *, mesh: jax.sharding.Mes
     iterator = pipe.BatchIterator(train_ex, tc.batch_size, seed=tc.seed, weights=exp.data.weights or None,
                                   shardings=batch_sh, length_buckets=tc.length_buckets)
     rank_iter = None
-    rank_sh = pipe.batch_shardings(mesh)  # no cached features: the ranking rows run through every layer, when used
+    # no cached features: the ranking rows run through every layer, when used
+    rank_sh = pipe.batch_shardings(mesh, with_prefix=rank_ex is not None and rank_ex.prefix is not None)
     if rank_ex is not None:
         rank_iter = pipe.BatchIterator(rank_ex, tc.rank_batch_size or tc.batch_size, seed=tc.seed + 1,
                                        weights=exp.data.weights or None, shardings=rank_sh, group_size=group)

@@ -86,6 +86,10 @@ class Examples:
     # [N, T, D] the frozen lower layers' output per row (train.cache_frozen_features), or None: the rows then
     # enter the step there, and only the trained layers run
     features: np.ndarray | None = None
+    # [N, P] int32 / bool: the ranking group's shared prefix (`split_group_prefixes`: the prompt up to the docid, the
+    # same for the group's rows), run once per group; the rows then hold only what follows. None: rows are whole
+    prefix: np.ndarray | None = None
+    prefix_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -97,7 +101,8 @@ class Examples:
     def as_batch(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The arrays the train/eval step reads (without the bookkeeping columns)."""
         sel = (lambda a: a) if rows is None else (lambda a: a[rows])
-        keys = BATCH_KEYS + (("features",) if self.features is not None else ())
+        keys = (BATCH_KEYS + (("features",) if self.features is not None else ())
+                + (("prefix", "prefix_mask") if self.prefix is not None else ()))
         return {k: sel(getattr(self, k)) for k in keys}
 
 
@@ -297,14 +302,40 @@ def split_shared_prefixes(parts: Sequence[Examples], num_collections: int, pad_i
             tokens[c, :lengths[c]] = firsts[c][:lengths[c]]
             mask[c, :lengths[c]] = True
 
-    out = []
-    for ex in parts:
-        cut = lengths[ex.collection]  # [N]
-        real = ex.kv_mask.sum(1) - cut
-        width_s = _round_up(max(int(real.max()) if len(real) else 1, 1), multiple)
-        cols = np.minimum(cut[:, None] + np.arange(width_s)[None, :], ex.tokens.shape[1] - 1)  # [N, S]
-        keep = np.arange(width_s)[None, :] < real[:, None]
-        out.append(dataclasses.replace(
-            ex, tokens=np.where(keep, np.take_along_axis(ex.tokens, cols, 1), pad_id).astype(np.int32),
-            kv_mask=keep, target_index=np.clip(ex.target_index - cut[:, None], 0, width_s - 1).astype(np.int32)))
+    out = [_cut_rows(ex, lengths[ex.collection], pad_id, multiple) for ex in parts]
     return SharedPrefixes(tokens, mask, lengths), out
+
+
+def split_group_prefixes(ex: Examples, group_size: int, pad_id: int, multiple: int = 8) -> Examples:
+    """Moves each ranking group's common prefix — chat template, instruction and query: everything its rows share
+    before the first column whose logits are a target — out of the rows into `prefix` / `prefix_mask` ([N, P], the
+    same for the group's G rows), so a ranking step runs a group's query once instead of G times (`step.hidden_states`
+    reaches it through the KV cache, as a collection's shared prefix). Rows keep what follows, re-padded."""
+    g = group_size
+    if g < 1 or len(ex) % g:
+        raise ValueError(f"{len(ex)} rows are not whole groups of {g}")
+    tokens = ex.tokens.reshape(-1, g, ex.tokens.shape[1])  # [N/G, G, T]
+    same = np.all((tokens == tokens[:, :1]) & ex.kv_mask.reshape(tokens.shape), axis=1)  # [N/G, T]
+    lcp = np.where(same.all(1), same.shape[1], np.argmin(same, axis=1))
+    lengths = np.minimum(lcp, ex.target_index[:, 0].reshape(-1, g).min(1)).astype(np.int32)  # [N/G]
+    if len(lengths) and lengths.min() < 1:
+        raise ValueError("a ranking group's rows share no prefix (each row should start with the same prompt)")
+    width = _round_up(max(int(lengths.max(initial=1)), 1), multiple)
+    cols = np.arange(width)[None, :]
+    mask = cols < lengths[:, None]  # [N/G, P]
+    first = np.pad(tokens[:, 0], ((0, 0), (0, max(0, width - tokens.shape[2]))))[:, :width]
+    prefix = np.where(mask, first, pad_id).astype(np.int32)
+    rows = _cut_rows(ex, np.repeat(lengths, g), pad_id, multiple)
+    return dataclasses.replace(rows, prefix=np.repeat(prefix, g, axis=0), prefix_mask=np.repeat(mask, g, axis=0))
+
+
+def _cut_rows(ex: Examples, cut: np.ndarray, pad_id: int, multiple: int) -> Examples:
+    """`ex` with each row's first cut[n] tokens removed, re-padded to the longest remainder (rounded up to
+    `multiple`); `target_index` shifted."""
+    real = ex.kv_mask.sum(1) - cut
+    width_s = _round_up(max(int(real.max()) if len(real) else 1, 1), multiple)
+    cols = np.minimum(cut[:, None] + np.arange(width_s)[None, :], ex.tokens.shape[1] - 1)  # [N, S]
+    keep = np.arange(width_s)[None, :] < real[:, None]
+    return dataclasses.replace(
+        ex, tokens=np.where(keep, np.take_along_axis(ex.tokens, cols, 1), pad_id).astype(np.int32),
+        kv_mask=keep, target_index=np.clip(ex.target_index - cut[:, None], 0, width_s - 1).astype(np.int32))

@@ -30,6 +30,8 @@ Choices, and why:
   reference's rerank head (`rerank_head`: a reserved token's logit after the docid, read at search by
   `search.rerank_depth`). Its own jit-compiled step over whole groups (`rank_loss_terms`); the frozen features cache
   does not cover its rows (they run through every layer), so only the rows the ranking steps use are ever computed.
+  With `share_prefix` a group's rows share its whole prompt (template, instruction, query), which runs once per
+  group as the rows' KV prefix (`pairs.split_group_prefixes`): the rows hold only their docids.
   Off by default: on the sequence score it lowered nDCG@10 and raised the held-out docid loss on med and cisi
   (RESULTS.md, session 12).
 * **Mixed precision**: params and optimizer state in float32; matmuls in `TrainConfig.dtype` (the model casts);
@@ -82,7 +84,9 @@ class TrainConfig:
     seed: int = 0
     dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype; params stay float32
     trainable: str = "all"  # "all" | "top_layers:N"
-    share_prefix: bool = True  # compute each collection's common prompt prefix once per step (same loss)
+    # compute each collection's common prompt prefix once per step, and each ranking group's prompt once per group
+    # (same loss)
+    share_prefix: bool = True
     # trainable="top_layers:N": run the frozen layers over every example once, keep their outputs on the host, and
     # train only the top layers on them (same loss; each epoch after the first skips the frozen layers' forward)
     cache_frozen_features: bool = False
@@ -351,9 +355,15 @@ def rank_loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaCo
       (after the docid's EOS), the reference's. The objective is RankNet alone, as there: the docid loss belongs to
       the docid steps. The positives' cross-entropy is still reported (stats), not trained.
     """
+    b, g = batch["tokens"].shape[0], group_size
+    grouped = "prefix" in batch
+    if grouped:  # each group's prompt once (pairs.split_group_prefixes): its rows reach it as their shared prefix
+        prefix_mask = batch["prefix_mask"][::g]  # [B/G, P]
+        consts = consts.replace(prefix_tokens=batch["prefix"][::g], prefix_mask=prefix_mask,
+                                prefix_len=prefix_mask.sum(1).astype(jnp.int32))
+        batch = {**batch, "collection": jnp.arange(b, dtype=jnp.int32) // g}
     hidden = hidden_states(trainable, consts, cfg, batch)  # [B, T, D]
     ce, mask, correct = _label_terms(trainable, consts, cfg, batch, hidden)  # [B, L]
-    b, g = ce.shape[0], group_size
     has = mask.any(-1).reshape(b // g, g)
     if head_token is None:
         seq = -jnp.sum(jnp.where(mask, ce, 0.0), -1).reshape(b // g, g)  # [B/G, G] log p(docid | query)
@@ -377,7 +387,8 @@ def rank_loss_terms(trainable: Params, consts: StepConstants, cfg: llama.LlamaCo
         "correct_tokens": (correct & positive).sum().astype(jnp.float32),
         "sequences": pos_has.sum().astype(jnp.float32),
         "correct_sequences": (correct.all(-1).reshape(b // g, g)[:, 0] & pos_has).sum().astype(jnp.float32),
-        "input_tokens": _input_tokens(consts, batch),
+        "input_tokens": (batch["kv_mask"].sum() + consts.prefix_len.sum()).astype(jnp.float32) if grouped
+        else _input_tokens(consts, batch),
         "rank_sum": rank_sum,
         "pairs": num_pairs,
         "pairs_ordered": jnp.sum(pairs & (margin > 0)).astype(jnp.float32),  # positive scored above the negative
