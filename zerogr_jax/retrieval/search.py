@@ -32,9 +32,9 @@ from zerogr_jax.retrieval.trie import TrieHost, build_trie, expand_to_documents,
 # "exact": the K docids with the best constrained log-probability (minus the prior with prior_weight) with no
 # pruning error — the answer of a beam as wide as the trie — found by branch and bound over teacher-forced scores
 # (`docid_scoring.top_docids`: bounds from each docid's first tokens, then few docids in full)
-RerankMix = Literal["head", "zsum", "rrf"]
 StrategyName = Literal["reverse_annealing", "greedy", "fixed_temperature", "nucleus", "beam", "exact"]
 STRATEGIES = typing.get_args(StrategyName)
+RerankMix = Literal["head", "zsum", "rrf"]  # SearchConfig.rerank_mix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +192,6 @@ class Candidates:
     # [Q, N] float32 the rerank head's score of the pool's best rerank_depth docids (after the prior), NaN elsewhere;
     # None without search.rerank_depth
     rerank: np.ndarray | None = None
-
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the pool as an .npz atomically (plain arrays, loadable without pickle), so other orderings of the
