@@ -1,61 +1,56 @@
-"""Fusion rows from a saved head-scored BM25 pool (`bm25_rescoring.py --head`): BM25's top N and the rerank head's
-scores of the same N, fused by rank (RRF, equal and 2:1 weights) and by score (z-score sums, the head weighted b),
-each row paired against BM25. No model runs.
+"""Fusion rows: a generative run fused with BM25 by reciprocal rank fusion (k = 60, equal weights: nothing fitted to
+the collection), scored beside BM25 alone with paired tests (`compare_runs.compare`).
 
-    python experiments/fusion_rows.py --collection med --bm25-run experiments/results/runs/bm25_head_med_bm25.trec \
-        --head-scores experiments/results/runs/bm25_head_med.head_scores.json --name fusion_med_head
+    python experiments/fusion_rows.py --collection med --run runs/demo_med/run.trec --name fusion_med
 
-Rows: `rrf_head` (RRF k = 60, equal weights: session 14's row), `rrf2_head` (BM25's ranks weighted 2),
-`zsum_head_b<b>` (z(BM25) + b z(head) over the query's candidates, `evaluation.fusion.zscore_fusion`). BM25 picks
-the candidates, so these are fusion rows, never pure generative retrieval. Runs go to
-experiments/results/runs/<name>_<row>.trec, the paired tests to experiments/results/<name>.json.
+Writes, next to the generative run, `bm25.trec` (when it is not there yet) and `zerogr+bm25.trec`, and
+experiments/results/<name>.json: paired tests of the fused run and of the generative run against BM25.
+
+`--weights 0.1,0.3,1` adds runs with the generative run's RRF weight w (BM25's stays 1), `zerogr+bm25.w<w>.trec`,
+each paired against BM25 too. Choosing w on a collection's own test queries would tune to them: use it to see
+whether any weight could help, and pick weights on another collection or on held-out pseudo-queries.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import time
 
-from experiments import compare_runs, result_files
+from experiments import compare_runs
+from experiments import result_files
+from zerogr_jax.data import beir, collections
 from zerogr_jax.evaluation import runfile
-from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion, zscore_fusion
+from zerogr_jax.evaluation.baselines import run_baseline
+from zerogr_jax.evaluation.fusion import reciprocal_rank_fusion
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--collection", required=True)
-    ap.add_argument("--bm25-run", required=True, help="BM25's run over the pool (bm25_rescoring's <name>_bm25.trec)")
-    ap.add_argument("--head-scores", required=True, help="query -> doc -> head score (<name>.head_scores.json)")
-    ap.add_argument("--betas", default="0.25,0.5,1", help="the head's weights b in the z-score rows")
-    ap.add_argument("--name", required=True)
+    ap.add_argument("--run", required=True, help="the generative TREC run")
+    ap.add_argument("--name", required=True, help="results/<name>.json")
+    ap.add_argument("--weights", default="1", help="comma-separated RRF weights of the generative run (BM25: 1)")
     args = ap.parse_args(argv)
     started = time.time()
-    bm25 = runfile.read_run(args.bm25_run)
-    head = json.loads(pathlib.Path(args.head_scores).read_text())
-    for qid, ranking in bm25.items():
-        if set(head.get(qid, {})) != set(ranking):
-            raise SystemExit(f"{args.head_scores}: query {qid}'s scored documents are not {args.bm25_run}'s")
-    depth = max(len(r) for r in bm25.values())
-    rows = {"rrf_head": reciprocal_rank_fusion([bm25, head], depth=depth),
-            "rrf2_head": reciprocal_rank_fusion([bm25, head], weights=[2.0, 1.0], depth=depth)}
-    for b in [float(x) for x in args.betas.split(",")]:
-        rows[f"zsum_head_b{b:g}"] = zscore_fusion([bm25, head], weights=[1.0, b], depth=depth)
-    out_dir = result_files.RESULTS / "runs"
-    paths = []
-    for label, run in rows.items():
-        paths.append(str(out_dir / f"{args.name}_{label}.trec"))
-        runfile.write_run(paths[-1], run, tag=f"bm25-head-{label}")
-    out = compare_runs.compare(args.collection, args.bm25_run, paths)
+    run_path = pathlib.Path(args.run)
+    bm25_path, fused_path = run_path.parent / "bm25.trec", run_path.parent / "zerogr+bm25.trec"
+    spec = collections.get_collection(args.collection)
+    data = beir.load_beir(collections.collection_dir(args.collection), spec.split)
+    queries = {q: v.text for q, v in beir.evaluation_queries(data.queries, data.qrels).items()}
+    if not bm25_path.exists():
+        runfile.write_run(bm25_path, run_baseline("bm25", data.corpus, queries, 100).run, tag="bm25")
+    generative, lexical = runfile.read_run(run_path), runfile.read_run(bm25_path)
+    fused_paths = []
+    for w in [float(x) for x in args.weights.split(",") if x.strip()]:
+        path = fused_path if w == 1.0 else fused_path.with_name(f"zerogr+bm25.w{w:g}.trec")
+        runfile.write_run(path, reciprocal_rank_fusion([generative, lexical], weights=[w, 1.0]), tag="zerogr+bm25-rrf")
+        fused_paths.append(str(path))
+    out = compare_runs.compare(args.collection, str(bm25_path), [*fused_paths, str(run_path)])
     result_files.write(args.name, result_files.record(
-        f"BM25's pool and the rerank head's scores of it on {args.collection}, fused by rank and by score, "
-        "against BM25", out["results"], started=started,
-        extra={"queries": out["queries"], "baseline": args.bm25_run, "head_scores": args.head_scores,
-               "depth": depth}))
-    print(json.dumps({"bm25": round(next(iter(out["results"].values()))["nDCG@10"]["mean_a"], 4),
-                      **{pathlib.Path(p).stem[len(args.name) + 1:]: round(r["nDCG@10"]["mean_b"], 4)
-                         for p, r in out["results"].items()}}, indent=1))
+        f"RRF(zerogr, BM25) and zerogr against BM25 on {args.collection}", out["results"], started=started,
+        extra={"baseline": str(bm25_path), "queries": out["queries"],
+               "fusion": f"rrf k=60, generative weights {args.weights}, BM25 weight 1"}))
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ def zscore_fusion(runs: Sequence[Run], *, weights: Sequence[float] | None = None
             per_query[qid] = {d: float(v) for (d, _), v in zip(top, z)}
         standardised.append(per_query)
     fused: dict[str, dict[str, float]] = {}
-    for qid in {q for run in standardised for q in run}:
-        docs = {d for run in standardised for d in run.get(qid, {})}
+    for qid in dict.fromkeys(q for run in standardised for q in run):  # first-seen order: the same file every run
+        docs = dict.fromkeys(d for run in standardised for d in run.get(qid, {}))
         out = fused[qid] = dict.fromkeys(docs, 0.0)
         for run, w in zip(standardised, weights):
             z = run.get(qid, {})
