@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import jax
 import numpy as np
 
-from zerogr_jax.training.pairs import BATCH_KEYS, Examples
+from zerogr_jax.training.pairs import Examples, batch_keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,9 +183,8 @@ def batch_shardings(mesh: jax.sharding.Mesh, with_features: bool = False, with_p
     """Batch-axis shardings of every batch array ([batch, length], `collection` [batch], with the frozen layers'
     outputs cached `features` [batch, length, embed], with ranking groups' prefixes `prefix(_mask)` [batch, P])."""
     from zerogr_jax.sharding import batch_sharding
-    keys = (BATCH_KEYS + (("features",) if with_features else ())
-            + (("prefix", "prefix_mask") if with_prefix else ()))
-    return {k: batch_sharding(mesh, {"collection": 1, "features": 3}.get(k, 2)) for k in keys}
+    return {k: batch_sharding(mesh, {"collection": 1, "features": 3}.get(k, 2))
+            for k in batch_keys(with_features, with_prefix)}
 
 
 def sequential_batches(examples: Examples, global_batch: int, *,

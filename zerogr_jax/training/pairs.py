@@ -101,12 +101,16 @@ class Examples:
     def as_batch(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The arrays the train/eval step reads (without the bookkeeping columns)."""
         sel = (lambda a: a) if rows is None else (lambda a: a[rows])
-        keys = (BATCH_KEYS + (("features",) if self.features is not None else ())
-                + (("prefix", "prefix_mask") if self.prefix is not None else ()))
-        return {k: sel(getattr(self, k)) for k in keys}
+        return {k: sel(getattr(self, k)) for k in batch_keys(self.features is not None, self.prefix is not None)}
 
 
 BATCH_KEYS = ("tokens", "kv_mask", "target_index", "labels", "label_mask", "collection")
+
+
+def batch_keys(with_features: bool = False, with_prefix: bool = False) -> tuple[str, ...]:
+    """The arrays of a step's batch: the rows', the frozen layers' cached outputs, ranking groups' prompts."""
+    return (BATCH_KEYS + (("features",) if with_features else ())
+            + (("prefix", "prefix_mask") if with_prefix else ()))
 
 
 def heldout_score(doc_id: str, query: str) -> float:
@@ -288,10 +292,7 @@ def split_shared_prefixes(parts: Sequence[Examples], num_collections: int, pad_i
             tokens = ex.tokens[rows]
             first = tokens[0] if firsts[c] is None else firsts[c]
             firsts[c] = first
-            # a column is shared if every row has a real token there equal to the first row's
-            same = np.all((tokens == first) & ex.kv_mask[rows], axis=0)  # [T]
-            lcp = int(np.argmin(same)) if not same.all() else len(same)
-            lcp = min(lcp, int(ex.target_index[rows, 0].min()))
+            lcp = min(int(_shared_columns(tokens, ex.kv_mask[rows], first)), int(ex.target_index[rows, 0].min()))
             common = lcp if common is None else min(common, lcp)
         lengths[c] = common or 0
     width = max(int(lengths.max()), 1)
@@ -315,8 +316,7 @@ def split_group_prefixes(ex: Examples, group_size: int, pad_id: int, multiple: i
     if g < 1 or len(ex) % g:
         raise ValueError(f"{len(ex)} rows are not whole groups of {g}")
     tokens = ex.tokens.reshape(-1, g, ex.tokens.shape[1])  # [N/G, G, T]
-    same = np.all((tokens == tokens[:, :1]) & ex.kv_mask.reshape(tokens.shape), axis=1)  # [N/G, T]
-    lcp = np.where(same.all(1), same.shape[1], np.argmin(same, axis=1))
+    lcp = _shared_columns(tokens, ex.kv_mask.reshape(tokens.shape), tokens[:, 0])  # [N/G]
     lengths = np.minimum(lcp, ex.target_index[:, 0].reshape(-1, g).min(1)).astype(np.int32)  # [N/G]
     if len(lengths) and lengths.min() < 1:
         raise ValueError("a ranking group's rows share no prefix (each row should start with the same prompt)")
@@ -327,6 +327,13 @@ def split_group_prefixes(ex: Examples, group_size: int, pad_id: int, multiple: i
     prefix = np.where(mask, first, pad_id).astype(np.int32)
     rows = _cut_rows(ex, np.repeat(lengths, g), pad_id, multiple)
     return dataclasses.replace(rows, prefix=np.repeat(prefix, g, axis=0), prefix_mask=np.repeat(mask, g, axis=0))
+
+
+def _shared_columns(tokens: np.ndarray, kv_mask: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """[...] how many leading columns are shared: every row of tokens / kv_mask [..., R, T] has a real token there
+    equal to `first`'s [..., T]."""
+    same = np.all((tokens == first[..., None, :]) & kv_mask, axis=-2)  # [..., T]
+    return np.where(same.all(-1), same.shape[-1], np.argmin(same, axis=-1))
 
 
 def _cut_rows(ex: Examples, cut: np.ndarray, pad_id: int, multiple: int) -> Examples:
