@@ -25,9 +25,10 @@ import numpy as np
 
 from experiments import result_files
 from zerogr_jax import config as config_lib
+from zerogr_jax import rerank_head
 from zerogr_jax.training import input_pipeline as pipe
 from zerogr_jax.training import step as tr
-from zerogr_jax.training.loop import TrainSetup, _head_token, load_base_model
+from zerogr_jax.training.loop import load_base_model
 from zerogr_jax.retrieval_contract import load_index
 from zerogr_jax.training.pairs import (build_examples, docid_vocabulary, split_group_prefixes,
                                       split_shared_prefixes)
@@ -54,15 +55,14 @@ def main(argv=None) -> None:
     data = build_examples(indexes, model.tokenizer, exp.data)
     head_vocab = docid_vocabulary(indexes, model.tokenizer) if exp.model.docid_head else None
     g = data.group_size
-    setup = TrainSetup(experiment=exp, model_cfg=cfg, params=params, data=data, head_vocab=head_vocab,
-                       tokenizer=model.tokenizer, model_source=model.source)
     trainable, frozen = tr.split_params(params, cfg, tc.trainable)
     prefixes, (whole,) = split_shared_prefixes([data.rank], 1, data.pad_id)
     grouped = split_group_prefixes(data.rank, g, data.pad_id)
     sides = {"whole_rows": (whole, tr.step_constants(frozen, head_vocab, cfg.vocab_size, prefixes)),
              "group_prefix": (grouped, tr.step_constants(frozen, head_vocab, cfg.vocab_size))}
     tx = tr.make_optimizer(tc, 1000)
-    step = tr.make_train_step(cfg, tx, group_size=g, rank_weight=tc.rank_weight, head_token=_head_token(setup, tc))
+    step = tr.make_train_step(cfg, tx, group_size=g, rank_weight=tc.rank_weight,
+                              head_token=rerank_head.token_id(model.tokenizer, tc.rerank_token))
     batch = tc.rank_batch_size
     iters = {k: pipe.BatchIterator(ex, batch, seed=tc.seed + 1, group_size=g) for k, (ex, _) in sides.items()}
     states = {k: tr._state_from(jax.tree.map(np.array, trainable), tx, jax.random.key_data(jax.random.key(0)))
