@@ -17,7 +17,7 @@ import json
 import pathlib
 import time
 
-from experiments import compare_runs, finished_run, result_files
+from experiments import compare_runs, finished_run, rerank_rows, result_files
 from zerogr_jax.evaluation import runfile
 from zerogr_jax.retrieval.search import Candidates, SearchConfig, rank_documents
 
@@ -25,7 +25,7 @@ from zerogr_jax.retrieval.search import Candidates, SearchConfig, rank_documents
 def main(argv=None) -> None:
     ap = finished_run.argument_parser(__doc__)
     ap.add_argument("--candidates", required=True, help="the pool, from rerank_rows.py --save-candidates")
-    ap.add_argument("--depths", default="30,100")
+    ap.add_argument("--depths", default="30,100", help="comma-separated; `all` = every docid (a pool of all)")
     ap.add_argument("--mixes", default="head,zsum,rrf")
     ap.add_argument("--baseline", default="head30", help="the row every other row is paired against")
     ap.add_argument("--k", type=int, default=10)
@@ -39,13 +39,14 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.candidates}: its queries are not {args.collection}'s judged queries")
     out_dir = result_files.RESULTS / "runs"
     paths = {}
-    for depth in [int(d) for d in args.depths.split(",")]:
+    u = fr.trie.num_docids
+    for depth in rerank_rows.parse_depths(args.depths, u):
         if depth > candidates.docids.shape[1]:
             raise SystemExit(f"depth {depth} is deeper than the saved pool ({candidates.docids.shape[1]})")
         for mix in args.mixes.split(","):
             config = SearchConfig(num_docids=args.k, strategy="exact", prior_weight=args.prior_weight,
                                   rerank_depth=depth, rerank_mix=mix)
-            label = f"{mix}{depth}"
+            label = f"{mix}{rerank_rows.depth_label(depth, u)}"
             paths[label] = out_dir / f"{args.name}_{label}.trec"
             runfile.write_run(paths[label], rank_documents(fr.trie, fr.doc_ids, candidates, config),
                               tag=f"zerogr-exact-prior{args.prior_weight:g}-{label}")

@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     for qid, prompt in zip(fr.queries, builder.ids(fr.index.instruction, list(fr.queries.values()))):
         got = timed(qid, lambda: top_docids(step, params, prompt, scored_trie, device_trie, config.num_docids,
                                             prior=prior, prior_weight=config.prior_weight, pad_id=pad, paths=paths))
-        steps[-1]["scored_in_full"] = got[2]
+        steps[-1]["scored_in_full"] = got.scored
         print(steps[-1], flush=True)
     total = {"wall_s": round(sum(s["wall_s"] for s in steps), 1),
              "compile_s": round(sum(s["compile_s"] for s in steps), 1), "programs": dict(programs)}

@@ -2,6 +2,8 @@
 exact beam's scores; the prior rescoring re-ranks a candidate pool by log p(d | q) - w log p(d | no query), and the
 rerank head's scores equal a plain forward pass's reserved-token logit after each docid."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -123,6 +125,18 @@ def test_rerank_mix_orders_the_top_by_the_zscore_sum_or_rrf_of_head_and_generati
                 score = {d: 1 / (60 + top.index(d) + 1) + 1 / (60 + by_h.index(d) + 1) for d in top}
             want = sorted(top, key=lambda d: -score[d]) + by_g[depth:]
             assert got[i, :len(want)].tolist() == want, (mix, i)
+    # query blocks of one search join back into it (rerank_rows' resumable blocks); blocks of two searches do not
+    blocks = [Candidates(c.qids[a:b], docids[a:b], logprobs[a:b], prior, head[a:b]) for a, b in [(0, 2), (2, 5)]]
+    joined = Candidates.concat(blocks)
+    assert joined.qids == c.qids
+    for a, b in [(joined.docids, docids), (joined.logprobs, logprobs), (joined.prior, prior), (joined.rerank, head)]:
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="overlap"):
+        Candidates.concat([blocks[0], blocks[0]])
+    with pytest.raises(ValueError, match="priors differ"):
+        Candidates.concat([blocks[0], dataclasses.replace(blocks[1], prior=prior + 1)])
+    with pytest.raises(ValueError, match="head differ"):
+        Candidates.concat([blocks[0], dataclasses.replace(blocks[1], rerank=None)])
     with pytest.raises(ConfigError, match="rerank_mix"):
         SearchConfig(rerank_mix="mean")
     with pytest.raises(ValueError, match="missing"):
@@ -179,13 +193,38 @@ def test_branch_and_bound_top_docids_equal_the_top_of_scoring_every_docid():
             for k in (1, 3, 10, host.num_docids):
                 want = np.lexsort((np.arange(host.num_docids), -corrected))[:k]
                 for depth in (1, 2, 3):
-                    ids, lps, n = top_docids(model, params, prompt, host, dev, k, prior=prior,
-                                             prior_weight=weight, bound_depth=depth, chunk=4)
+                    ids, lps, n, _ = top_docids(model, params, prompt, host, dev, k, prior=prior,
+                                                prior_weight=weight, bound_depth=depth, chunk=4)
                     assert ids.tolist() == want.tolist(), (prompt, weight, k, depth)
                     np.testing.assert_allclose(lps, every[want], rtol=1e-5, atol=1e-5)
                     if k == 3:
                         scored_in_full.append(n)
     assert min(scored_in_full) < host.num_docids
+
+
+def test_top_docids_scores_the_head_in_the_same_pass_and_every_docid_without_bounds():
+    """With head_token, `top_docids` gives each answer's rerank head score from its scoring pass: equal to the
+    separate head pass (`head_scores`), with the same docids and log-probabilities as without it. With k at or
+    above the docid count every docid is scored in full, in the order of scoring them all."""
+    from zerogr_jax.retrieval.docid_scoring import head_scores, top_docids
+
+    params = llama.init_params(CFG, jax.random.key(4))
+    params["embedding"] = params["embedding"] * 20.0
+    host = build_trie(corpus(n=60, seed=5), eos_id=EOS, vocab_size=V, width=3)
+    dev, model = host.to_device(), decoding.LlamaStepModel(CFG)
+    prior = score_all_docids(model, params, [4], host, dev)
+    prompt, token = [5, 9, 2, 17], 0
+    for k in (3, 10, host.num_docids, host.num_docids + 5):
+        plain = top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4)
+        got = top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4, head_token=token)
+        assert plain.head is None and got.ids.tolist() == plain.ids.tolist()
+        np.testing.assert_allclose(got.logprobs, plain.logprobs, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got.head, head_scores(model, params, prompt, host, got.ids, token),
+                                   rtol=1e-4, atol=1e-4)
+        if k >= host.num_docids:
+            every = score_all_docids(model, params, prompt, host, dev) - 0.5 * prior
+            assert got.scored == host.num_docids
+            assert got.ids.tolist() == np.lexsort((np.arange(host.num_docids), -every)).tolist()
 
 
 def test_exact_search_compiles_one_program_per_length_bucket_whatever_the_prompts():

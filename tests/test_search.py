@@ -224,6 +224,31 @@ def test_rerank_depth_reorders_the_exact_top_by_the_heads_logit(tokenizer):
         SearchConfig(rerank_depth=-1)
 
 
+def test_a_head_pool_of_every_docid_searched_in_blocks_equals_one_search(tokenizer):
+    """rerank_depth at or above the trie's docids: the pool is every docid, each with its head score; the query set
+    searched in blocks (key offsets, the first block's prior passed on: rerank_rows' resumable blocks) joins back to
+    the pool of one search."""
+    from zerogr_jax.retrieval.search import Candidates, decode_candidates
+
+    cfg, params = tiny_smollm2_vocab_llama(seed=3)
+    trie = docid_trie(tokenizer, cfg.vocab_size)
+    queries = {"q1": "transition of boundary layers", "q2": "flutter of panels", "q3": "heat transfer"}
+    config = SearchConfig(num_docids=2, strategy="exact", prior_weight=0.5, rerank_depth=10 * trie.num_docids)
+    whole = decode_candidates(cfg, params, tokenizer, trie, queries, "find the abstract", config, progress=False)
+    assert whole.docids.shape == (3, trie.num_docids) and np.isfinite(whole.rerank).all()
+    assert all(sorted(row.tolist()) == list(range(trie.num_docids)) for row in whole.docids)
+    qids = list(queries)
+    first = decode_candidates(cfg, params, tokenizer, trie, {q: queries[q] for q in qids[:2]}, "find the abstract",
+                              config, progress=False)
+    second = decode_candidates(cfg, params, tokenizer, trie, {qids[2]: queries[qids[2]]}, "find the abstract", config,
+                               progress=False, key_offset=2, prior=first.prior)
+    joined = Candidates.concat([first, second])
+    assert joined.qids == whole.qids
+    np.testing.assert_array_equal(joined.docids, whole.docids)
+    np.testing.assert_allclose(joined.logprobs, whole.logprobs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(joined.rerank, whole.rerank, rtol=1e-5, atol=1e-5)
+
+
 def test_head_candidates_equal_a_full_forward_pass_and_follow_shared_docids(tokenizer):
     """The head-scored candidate rows (fusion rows over BM25's pool): each candidate's score is the logit of the
     head token after prompt + docid + EOS from a plain full-vocabulary forward pass; documents sharing a docid share

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -86,18 +87,13 @@ def _prompt_pass(model: decoding.StepModel, params, prompt_tokens, prompt_mask):
     return model.head(params, hidden[:, -1]), llama.SharedKV(cache.k, cache.v, prompt_mask), positions[:, -1] + 1
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _score_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
-                from_nodes):
-    """tokens / from_nodes [C, L] (-1 padding) after one prompt (`_prompt_pass`) -> [C] float32 constrained
-    log-probabilities. The rows read the prompt's keys/values once, as a shared segment, never copying them."""
+def _constrained_logp(model: decoding.StepModel, params, first, trie: Trie, hid, tokens, from_nodes):
+    """[C] float32: the constrained log-probability of the rows `tokens` / `from_nodes` [C, L] (-1 padding) from the
+    hidden states `hid` [C, >= L - 1, D] of their tokens after the prompt (position j predicts token j + 1) and the
+    head's logits after the prompt `first` [1, V'] (which predict token 0)."""
     c, length = tokens.shape
     real = tokens >= 0  # [C, L]
-    inputs = jnp.maximum(tokens[:, :-1], 0)  # token j is read to predict token j + 1
-    row_pos = next_pos[:, None] + jnp.arange(length - 1, dtype=jnp.int32)[None, :]  # [1, L - 1]
-    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, inputs),
-                           jnp.broadcast_to(row_pos, (c, length - 1)), llama.init_cache(model.cfg, c, length - 1), 0,
-                           real[:, :-1], return_hidden=True, shared=(shared,))
+    hid = hid[:, :length - 1]
     logits = jnp.concatenate([jnp.broadcast_to(first[:, None], (c, 1, first.shape[-1])),
                               model.head(params, hid.reshape(c * (length - 1), -1)).reshape(c, length - 1, -1)],
                              axis=1)  # [C, L, V']
@@ -105,6 +101,38 @@ def _score_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV
     logp = jax.nn.log_softmax(jnp.where(allowed, logits, NEG_INF), axis=-1)
     picked = jnp.take_along_axis(logp, jnp.maximum(tokens, 0)[..., None], axis=-1)[..., 0]  # [C, L]
     return jnp.sum(jnp.where(real, picked, 0.0), axis=1)
+
+
+def _rows_hidden(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens):
+    """tokens [C, W] (-1 padding) as rows after one prompt's keys/values -> hidden states [C, W, D]. The rows read
+    the prompt's segment once, never copying it."""
+    c, width = tokens.shape
+    row_pos = next_pos[:, None] + jnp.arange(width, dtype=jnp.int32)[None, :]  # [1, W]
+    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
+                           jnp.broadcast_to(row_pos, (c, width)), llama.init_cache(model.cfg, c, width), 0,
+                           tokens >= 0, return_hidden=True, shared=(shared,))
+    return hid
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _score_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
+                from_nodes):
+    """tokens / from_nodes [C, L] (-1 padding) after one prompt (`_prompt_pass`) -> [C] float32 constrained
+    log-probabilities. A row's last token is only predicted, never fed."""
+    hid = _rows_hidden(model, params, shared, next_pos, tokens[:, :-1])  # token j is read to predict token j + 1
+    return _constrained_logp(model, params, first, trie, hid, tokens, from_nodes)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _score_head_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
+                     from_nodes, head_token):
+    """`_score_rows` of whole docids (EOS included) with the EOS fed too, so that the same pass gives the rerank
+    head's logit of `head_token` after each docid (`_head_rows`) -> [C, 2] float32: (log-probability, head score).
+    One more position per row than `_score_rows` buys the head's score, which alone costs a whole pass."""
+    hid = _rows_hidden(model, params, shared, next_pos, tokens)
+    row = llama.head_rows(model.model_params(params), model.cfg)[head_token]
+    head = rerank_head.scores(hid, rerank_head.last_positions(tokens >= 0), row)
+    return jnp.stack([_constrained_logp(model, params, first, trie, hid, tokens, from_nodes), head], axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,32 +166,40 @@ def score_paths(model: decoding.StepModel, params, encoded: EncodedPrompt, trie:
         jnp.asarray(_pad_columns(tokens[take], width)), jnp.asarray(_pad_columns(from_nodes[take], width))))
 
 
+def score_paths_and_head(model: decoding.StepModel, params, encoded: EncodedPrompt, trie: Trie, tokens: np.ndarray,
+                         from_nodes: np.ndarray, head_token: int, *, chunk: int = ROWS) -> np.ndarray:
+    """[N, 2] float32: (`score_paths`, the rerank head's score of `head_token`) of N whole docids (EOS included)
+    after the prompt, both from one pass per row (`_score_head_rows`)."""
+    return _bucketed_rows(tokens, chunk, lambda take, width: _score_head_rows(
+        model, params, encoded.first, encoded.shared, encoded.next_pos, trie,
+        jnp.asarray(_pad_columns(tokens[take], width)), jnp.asarray(_pad_columns(from_nodes[take], width)),
+        jnp.asarray(head_token, jnp.int32)))
+
+
 def _bucketed_rows(tokens: np.ndarray, chunk: int, run) -> np.ndarray:
-    """[N] float32 of `run(rows, width) -> [len(rows)]` over the paths `tokens` [N, L] (-1 after a path's end):
+    """[N, ...] of `run(rows, width) -> [len(rows), ...]` over the paths `tokens` [N, L] (-1 after a path's end):
     shortest first, exactly `chunk` rows per call (`_fixed_rows`), each call as wide as the length bucket
     (`length_bucket`) of its longest path, so that one compiled program per bucket serves any set of paths and a
     short path rarely pays for a long one."""
-    out = np.empty(len(tokens), np.float32)
+    out = None
     lengths = (tokens >= 0).sum(1)
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), chunk):
         take = _fixed_rows(order[start:start + chunk], chunk)
-        out[take] = np.asarray(run(take, length_bucket(int(lengths[take].max()))))
-    return out
+        got = np.asarray(run(take, length_bucket(int(lengths[take].max()))))
+        if out is None:
+            out = np.empty((len(tokens), *got.shape[1:]), got.dtype)
+        out[take] = got
+    return np.empty(len(tokens), np.float32) if out is None else out
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _head_rows(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens, head_token):
     """tokens [C, L] (-1 padding; each row a whole docid, EOS included) after one prompt -> [C] float32: the rerank
     head's logit (`rerank_head`) at each row's last token, i.e. after the docid's EOS."""
-    c, length = tokens.shape
-    real = tokens >= 0
-    row_pos = next_pos[:, None] + jnp.arange(length, dtype=jnp.int32)[None, :]
-    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
-                           jnp.broadcast_to(row_pos, (c, length)), llama.init_cache(model.cfg, c, length), 0, real,
-                           return_hidden=True, shared=(shared,))
+    hid = _rows_hidden(model, params, shared, next_pos, tokens)
     row = llama.head_rows(model.model_params(params), model.cfg)[head_token]
-    return rerank_head.scores(hid, rerank_head.last_positions(real), row)
+    return rerank_head.scores(hid, rerank_head.last_positions(tokens >= 0), row)
 
 
 def head_scores(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, docids: np.ndarray,
@@ -246,15 +282,21 @@ def next_logprobs(model: decoding.StepModel, params, encoded: EncodedPrompt, tri
 BOUND_SLACK = 1e-3
 
 
+class TopDocids(typing.NamedTuple):
+    """`top_docids`' answer, best first by the corrected score (ties: lower docid index first)."""
+
+    ids: np.ndarray  # [k] docid indices
+    logprobs: np.ndarray  # [k] float32 log p(d | prompt), without the prior
+    scored: int  # how many docids were scored in full
+    head: np.ndarray | None  # [k] float32 the rerank head's score of each (with head_token), else None
+
+
 def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, k: int, *,
                prior: np.ndarray | None = None, prior_weight: float = 0.0, bound_depth: int = 3, chunk: int = 32,
-               rows: int = ROWS, pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None
-               ) -> tuple[np.ndarray, np.ndarray, int]:
-    """The k docids with the best log p(d | prompt) - prior_weight * prior[d], exactly, scoring few docids in full.
-
-    Returns (docid indices [k], their log p(d | prompt) [k], how many docids were scored in full), best first by the
-    corrected score (ties: lower docid index first) — the top k of `score_all_docids` minus the prior, without
-    scoring every docid.
+               rows: int = ROWS, pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None,
+               head_token: int | None = None) -> TopDocids:
+    """The k docids with the best log p(d | prompt) - prior_weight * prior[d], exactly, scoring few docids in full:
+    the top k of `score_all_docids` minus the prior, without scoring every docid.
 
     Branch and bound: each token's log-probability is <= 0, so a docid's score is at most the score of its first m
     tokens plus the prior term. Depth 1 comes free with the prompt; the `chunk` docids with the best depth-1 bound
@@ -262,8 +304,10 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     above it gains one token: one row per distinct trie node at that depth (its path fed once, the next token's
     distribution over all its children read off). Last, docids are scored in full in order of their bound, `chunk`
     at a time, until the k-th best full score beats every bound left. Nothing is pruned that could be in the top k.
-    The count returned is how many docids were scored in full: on a trained retriever a small share of them, since
-    its first tokens' distributions are peaked. Full scores run `rows` docids per compiled call (`ROWS`).
+    On a trained retriever a small share of the docids is scored in full, since its first tokens' distributions
+    are peaked; with k >= every docid, all are scored in full and no bound is computed. Full scores run `rows`
+    docids per compiled call (`ROWS`); with `head_token` (a vocabulary id) the same pass gives each scored docid's
+    rerank head score (`_score_head_rows`).
     """
     u = host_trie.num_docids
     k = min(k, u)
@@ -272,39 +316,48 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     lengths = (nodes >= 0).sum(1)
     correction = np.zeros(u, np.float32) if prior is None or not prior_weight else -prior_weight * prior
     encoded = encode_prompt(model, params, prompt, pad_id)
-    root = next_logprobs(model, params, encoded, trie, np.zeros((1, 0), np.int32), np.zeros(1, np.int32))[0]
-    bound = root[host_trie.node_token[nodes[:, 0]]] + correction
     full = np.full(u, -np.inf, np.float32)
+    head = np.full(u, np.nan, np.float32)
     scored = np.zeros(u, bool)
 
     def score_in_full(block: np.ndarray) -> float:
         tokens, from_nodes = path_tokens(host_trie, paths, block)
-        full[block] = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows)
+        if head_token is None:
+            full[block] = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows)
+        else:
+            full[block], head[block] = score_paths_and_head(model, params, encoded, trie, tokens, from_nodes,
+                                                            head_token, chunk=rows).T
         scored[block] = True
         got = full[scored] + correction[scored]
         return float(np.partition(got, len(got) - k)[len(got) - k]) if len(got) >= k else -np.inf
 
-    def best_unscored() -> np.ndarray:
-        rest = np.flatnonzero(~scored)
-        return rest[np.lexsort((rest, -bound[rest]))[:chunk]]
+    if k == u:  # every docid is in the answer: no bound can prune one
+        score_in_full(np.arange(u))
+    else:
+        root = next_logprobs(model, params, encoded, trie, np.zeros((1, 0), np.int32), np.zeros(1, np.int32))[0]
+        bound = root[host_trie.node_token[nodes[:, 0]]] + correction
 
-    kth = score_in_full(best_unscored())
-    for m in range(1, bound_depth):  # one more token in the bound of every docid that could still make the top k
-        alive = np.flatnonzero(~scored & (bound >= kth - BOUND_SLACK) & (lengths > m))
-        if not len(alive):
-            break
-        unique, first, inverse = np.unique(nodes[alive, m - 1], return_index=True, return_inverse=True)
-        tokens = path_tokens(host_trie, paths, alive[first])[0][:, :m]
-        lp = next_logprobs(model, params, encoded, trie, tokens, unique)  # [distinct depth-m nodes, V']
-        bound[alive] += lp[inverse, host_trie.node_token[nodes[alive, m]]]
-    while (~scored).any():
-        block = best_unscored()
-        if bound[block[0]] < kth - BOUND_SLACK:
-            break  # every docid left is bounded below the k-th best found
-        kth = score_in_full(block)
+        def best_unscored() -> np.ndarray:
+            rest = np.flatnonzero(~scored)
+            return rest[np.lexsort((rest, -bound[rest]))[:chunk]]
+
+        kth = score_in_full(best_unscored())
+        for m in range(1, bound_depth):  # one more token in the bound of every docid that could still make the top k
+            alive = np.flatnonzero(~scored & (bound >= kth - BOUND_SLACK) & (lengths > m))
+            if not len(alive):
+                break
+            unique, first, inverse = np.unique(nodes[alive, m - 1], return_index=True, return_inverse=True)
+            tokens = path_tokens(host_trie, paths, alive[first])[0][:, :m]
+            lp = next_logprobs(model, params, encoded, trie, tokens, unique)  # [distinct depth-m nodes, V']
+            bound[alive] += lp[inverse, host_trie.node_token[nodes[alive, m]]]
+        while (~scored).any():
+            block = best_unscored()
+            if bound[block[0]] < kth - BOUND_SLACK:
+                break  # every docid left is bounded below the k-th best found
+            kth = score_in_full(block)
     ids = np.flatnonzero(scored)
-    best = np.lexsort((ids, -(full[ids] + correction[ids])))[:k]
-    return ids[best], full[ids][best], len(ids)
+    best = ids[np.lexsort((ids, -(full[ids] + correction[ids])))[:k]]
+    return TopDocids(best, full[best], len(ids), None if head_token is None else head[best])
 
 
 def _pad_columns(a: np.ndarray, width: int) -> np.ndarray:

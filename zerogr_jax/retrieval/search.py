@@ -56,7 +56,8 @@ class SearchConfig:
     prior_weight: float = 0.0
     # the rerank head (`rerank_head`, a retriever trained with train.rank_score="head"): the best `rerank_depth`
     # docids of the pool (after the prior) re-ordered by the head's logit of `rerank_token` after query + docid, the
-    # reference's rescoring; the pool grows to at least rerank_depth; 0 = off
+    # reference's rescoring; the pool grows to at least rerank_depth (at most every docid: a depth at or above the
+    # trie's docids re-orders all of them, with "exact" each scored in full once for both scores); 0 = off
     rerank_depth: int = 0
     rerank_token: str = rerank_head.DEFAULT_TOKEN
     # how the best rerank_depth are re-ordered: "head" by the head's score alone (the reference); "zsum" by z(head) +
@@ -215,6 +216,25 @@ class Candidates:
                        rerank=z["rerank"] if "rerank" in z.files else None)
 
 
+    @classmethod
+    def concat(cls, parts: Sequence["Candidates"]) -> "Candidates":
+        """The pools of disjoint query blocks of one search (same retriever, trie, config) as one, in block order."""
+        if not parts:
+            raise ValueError("no candidate pools to join")
+        first = parts[0]
+        for part in parts[1:]:
+            if (part.docids.shape[1] != first.docids.shape[1] or (part.prior is None) != (first.prior is None)
+                    or (part.rerank is None) != (first.rerank is None)):
+                raise ValueError("candidate pools of different searches: pool widths, prior or head differ")
+            if part.prior is not None and not np.array_equal(part.prior, first.prior):
+                raise ValueError("candidate pools of different searches: their docid priors differ")
+        qids = [q for part in parts for q in part.qids]
+        if len(set(qids)) != len(qids):
+            raise ValueError("candidate pools overlap: a query is in two blocks")
+        return cls(qids, np.concatenate([p.docids for p in parts]), np.concatenate([p.logprobs for p in parts]),
+                   first.prior, None if first.rerank is None else np.concatenate([p.rerank for p in parts]))
+
+
 def pool_size(config: SearchConfig, trie_docids: int) -> int:
     """Docids decoded per query: K, or with prior_weight the max(K, beam_width) pool of a beam (exact finds the K
     best by the corrected score directly); at least rerank_depth with the rerank head."""
@@ -257,15 +277,20 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     if config.strategy == "exact":
         from zerogr_jax.retrieval.docid_scoring import docid_paths, top_docids
 
+        # the pool is exactly the best max(K, rerank_depth) docids, each scored in full: the head's scores of the best
+        # rerank_depth come from the same passes (no second pass, as `_with_rerank` needs after a decoder)
+        head_token = rerank_head.token_id(tokenizer, config.rerank_token) if config.rerank_depth else None
+        rerank = np.full((len(qids), pool), np.nan, np.float32) if config.rerank_depth else None
         paths = docid_paths(scored_trie)
         for n, prompt in enumerate(prompts):
-            ids, lps, _ = top_docids(model, model_params, prompt, scored_trie, device_trie, pool, prior=prior,
-                                     prior_weight=config.prior_weight, pad_id=pad, paths=paths)
-            docids[n, :len(ids)], logprobs[n, :len(ids)] = ids, lps
+            top = top_docids(model, model_params, prompt, scored_trie, device_trie, pool, prior=prior,
+                             prior_weight=config.prior_weight, pad_id=pad, paths=paths, head_token=head_token)
+            docids[n, :len(top.ids)], logprobs[n, :len(top.ids)] = top.ids, top.logprobs
+            if rerank is not None:
+                rerank[n, :config.rerank_depth] = top.head[:config.rerank_depth]
             bar.update(1)
         bar.close()
-        return _with_rerank(Candidates(qids, docids, logprobs, prior), model, model_params, prompts, scored_trie,
-                            tokenizer, config)
+        return Candidates(qids, docids, logprobs, prior, rerank)
     strategy = config.make_strategy(trie.num_docids)
     # equal chunks (225 queries at batch 32: 8 x 29, not 7 x 32 + 1 padded to 32), each padded to one fixed size so
     # that every chunk reuses one compiled program; a query's docids do not depend on its batch (decoding.py)
