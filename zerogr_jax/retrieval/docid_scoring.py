@@ -10,7 +10,9 @@ Its use here is the **docid prior** of `search.prior_weight`: log p(docid | the 
 subtracted (times a weight) from each candidate's score, so that docids the retriever likes for every query
 (common first words, frequent training targets) stop crowding out the ones this query makes likely — the
 pointwise-mutual-information correction of query-likelihood ranking. And `top_docids` is `search.strategy=exact`:
-the K best docids (prior included) by branch and bound, scoring a few dozen docids in full instead of all of them.
+the K best docids (prior included) by branch and bound, scoring a few dozen docids in full instead of all of them;
+asked for the rerank head's token, the pass that scores a docid in full also gives its head score
+(`_score_head_rows`), so the head recipe's pool costs one pass per docid, not two.
 
 Shapes: U docids, L = trie.max_depth (EOS included), V' the head's width (the compact docid vocabulary with
 `search.CompactHeadStepModel`).
