@@ -46,3 +46,28 @@ def test_random_negatives_and_bad_arguments():
         mine_negatives(DOCS, QUERIES, POSITIVES, 2, source="dense")
     with pytest.raises(ValueError, match="positives"):
         mine_negatives(DOCS, QUERIES, POSITIVES[:2], 2)
+
+
+def test_some_negatives_uniform_the_rest_from_bm25():
+    """num_random of the negatives are drawn uniformly from the documents BM25's draw left (never the positive, no
+    repeats); the BM25 ones come first and are BM25's; num_random = 0 draws exactly what the plain call draws."""
+    depth = 4
+    index = build_bm25_index(Document(str(i), "", t) for i, t in enumerate(DOCS))
+    run = bm25_search(index, {str(q): t for q, t in enumerate(QUERIES)}, k=depth + 1)
+    stats = NegativesStats()
+    negs = mine_negatives(DOCS, QUERIES, POSITIVES, 3, depth=depth, seed=2, num_random=2, stats=stats)
+    empty = 0
+    for q, row in enumerate(negs):
+        assert POSITIVES[q] not in row and len(set(row.tolist())) == 3
+        top = [int(d) for d in run[str(q)] if int(d) != POSITIVES[q]]
+        if top:
+            assert row[0] in top  # the one BM25 negative
+        empty += not top
+    assert empty >= 1 and stats.topped_up == empty  # "zebra unicorn" matches nothing: its BM25 negative is uniform
+    mixed = {tuple(mine_negatives(DOCS, QUERIES, POSITIVES, 3, depth=depth, seed=s, num_random=2)[0][1:])
+             for s in range(12)}
+    assert any(not set(m) <= set(int(d) for d in run["0"]) for m in mixed)  # uniform ones reach beyond BM25's list
+    assert np.array_equal(mine_negatives(DOCS, QUERIES, POSITIVES, 2, depth=depth, seed=0, num_random=0),
+                          mine_negatives(DOCS, QUERIES, POSITIVES, 2, depth=depth, seed=0))
+    with pytest.raises(ValueError, match="num_random"):
+        mine_negatives(DOCS, QUERIES, POSITIVES, 2, num_random=3)

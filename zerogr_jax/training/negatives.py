@@ -14,6 +14,10 @@ Sources (`PairsConfig.negatives_source`):
   documents is topped up with uniformly drawn ones (counted as `topped_up`).
 * ``"random"``: `num` documents drawn uniformly from the others (the control: the same loss without hard negatives).
 
+With ``"bm25"``, `num_random` of the `num` are drawn uniformly from the documents not already chosen instead: a head
+trained on BM25's neighbours alone never sees a document unlike its query, and scores some such documents high when
+it ranks a whole collection (RESULTS.md, session 16, rule D: the head alone over every cisi docid, 0.067).
+
 Everything is seeded: the same index, settings and seed give the same negatives.
 """
 
@@ -37,10 +41,11 @@ class NegativesStats:
 
 
 def mine_negatives(doc_texts: Sequence[str], queries: Sequence[str], positives: Sequence[int], num: int, *,
-                   source: NegativesSource = "bm25", depth: int = 20, seed: int = 0,
+                   source: NegativesSource = "bm25", depth: int = 20, seed: int = 0, num_random: int = 0,
                    stats: NegativesStats | None = None) -> np.ndarray:
     """[Q, num] int64 document rows (indices into `doc_texts`): negatives for query q, never `positives[q]`,
-    distinct within a row. Needs at least num + 1 documents."""
+    distinct within a row, BM25's first and the `num_random` uniform ones last. Needs at least num + 1 documents.
+    With num_random = 0 the draws are those of earlier versions (same seed, same negatives)."""
     n_docs = len(doc_texts)
     if num < 1:
         raise ValueError(f"num={num}: at least one negative per query")
@@ -50,20 +55,24 @@ def mine_negatives(doc_texts: Sequence[str], queries: Sequence[str], positives: 
         raise ValueError(f"{len(queries)} queries but {len(positives)} positives")
     if source not in ("bm25", "random"):
         raise ValueError(f"negatives source {source!r}: expected 'bm25' or 'random'")
+    if not 0 <= num_random <= num:
+        raise ValueError(f"num_random={num_random}: between 0 and the {num} negatives")
     stats = stats if stats is not None else NegativesStats()
     rng = np.random.Generator(np.random.PCG64(seed))
     candidates = _bm25_candidates(doc_texts, queries, depth) if source == "bm25" else [[] for _ in queries]
+    from_bm25 = num - num_random if source == "bm25" else 0
     out = np.zeros((len(queries), num), np.int64)
     for q, (pos, ranked) in enumerate(zip(positives, candidates)):
         pool = [d for d in ranked if d != pos]
-        if len(pool) >= num:
-            chosen = rng.choice(len(pool), size=num, replace=False)
-            out[q] = np.asarray(pool)[np.sort(chosen)]
-            continue
-        if source == "bm25":
-            stats.topped_up += 1
-        rest = np.setdiff1d(np.arange(n_docs), np.asarray(pool + [pos], np.int64))
-        out[q] = np.asarray(pool + rng.choice(rest, size=num - len(pool), replace=False).tolist())
+        if from_bm25 and len(pool) >= from_bm25:
+            chosen = np.asarray(pool)[np.sort(rng.choice(len(pool), size=from_bm25, replace=False))].tolist()
+        else:
+            chosen = pool  # fewer than asked: all of them, the rest uniform
+            stats.topped_up += bool(from_bm25)
+        if len(chosen) < num:
+            rest = np.setdiff1d(np.arange(n_docs), np.asarray(chosen + [pos], np.int64))
+            chosen = chosen + rng.choice(rest, size=num - len(chosen), replace=False).tolist()
+        out[q] = chosen
     stats.queries += len(queries)
     return out
 

@@ -65,11 +65,17 @@ class PairsConfig:
     negatives_source: Literal["bm25", "random"] = "bm25"  # bm25: drawn from BM25's top negatives_depth over the rows
     negatives_depth: int = 20
     negatives_seed: int = 0
+    # of the `negatives` per group, how many are drawn uniformly (the rest from BM25): easy negatives, so that the
+    # rerank head also learns to score documents unlike the query low
+    negatives_random: int = 0
 
     def __post_init__(self):
         if self.negatives < 0 or self.negatives_depth < 1:
             raise ValueError(f"data.negatives={self.negatives} must be >= 0 and data.negatives_depth="
                              f"{self.negatives_depth} >= 1")
+        if not 0 <= self.negatives_random <= self.negatives:
+            raise ValueError(f"data.negatives_random={self.negatives_random} must be between 0 and data.negatives="
+                             f"{self.negatives}")
 
 
 @dataclasses.dataclass
@@ -245,8 +251,10 @@ def _negatives(index: IndexData, doc_ids: list[str], queries: list[tuple[str, st
     stats = NegativesStats()
     out = mine_negatives([" ".join(t) for t in texts], [queries[i][1] for i in train_rows],
                          [doc_row[queries[i][0]] for i in train_rows], cfg.negatives, source=cfg.negatives_source,
-                         depth=cfg.negatives_depth, seed=cfg.negatives_seed, stats=stats)
-    counts.update(negatives=cfg.negatives, negatives_source=cfg.negatives_source, rank_groups=0,
+                         depth=cfg.negatives_depth, seed=cfg.negatives_seed, num_random=cfg.negatives_random,
+                         stats=stats)
+    counts.update(negatives=cfg.negatives, negatives_source=cfg.negatives_source,
+                  negatives_random=cfg.negatives_random, rank_groups=0,
                   rank_groups_skipped_too_long=0, negatives_topped_up=stats.topped_up)
     return out
 
