@@ -74,10 +74,10 @@ def test_some_negatives_uniform_the_rest_from_bm25():
 
 
 def test_negatives_random_is_checked_against_negatives_on_the_finished_config():
-    """`data.negatives_random=3` is valid beside `data.negatives=7` whatever the overrides' order (each is applied
-    alone first, to report what it changes); above data.negatives it is an error when the examples are built."""
+    """`data.negatives_random=3` is valid beside `data.negatives=7` whatever the overrides' order, both when they are
+    applied and when a layer of them reports what it changes; above data.negatives it is an error."""
     from zerogr_jax import config as config_lib
-    from zerogr_jax.training.pairs import PairsConfig, build_examples
+    from zerogr_jax.training.pairs import PairsConfig
 
     exp = config_lib.load_config_file("experiments/configs/cpu_top12.py")
     for order in (["data.negatives=7", "data.negatives_random=3"], ["data.negatives_random=3", "data.negatives=7"]):
@@ -85,6 +85,8 @@ def test_negatives_random_is_checked_against_negatives_on_the_finished_config():
         assert (done.data.negatives, done.data.negatives_random) == (7, 3)
         assert {k for k, _, _ in config_lib.changes(exp, order)} == {"data.negatives", "data.negatives_random"}
     with pytest.raises(ValueError, match="negatives_random=3 must be at most data.negatives=2"):
-        build_examples([object()], None, PairsConfig(negatives=2, negatives_random=3))
+        PairsConfig(negatives=2, negatives_random=3)
+    with pytest.raises(ValueError, match="negatives_random=3 must be at most data.negatives=0"):
+        config_lib.override(exp, ["data.negatives_random=3"])
     with pytest.raises(ValueError, match="must be >= 0"):
         PairsConfig(negatives_random=-1)

@@ -125,15 +125,14 @@ def get(cfg: Any, key: str) -> Any:
 
 
 def changes(cfg: Any, assignments: Sequence[str]) -> list[tuple[str, Any, Any]]:
-    """(key, value in `cfg`, value after the assignment) for each assignment that changes a value: what a layer of
-    overrides replaces in the config below it."""
+    """(key, value in `cfg`, value after the overrides) for each key the assignments change: what a layer of
+    overrides replaces in the config below it. The layer is applied whole (`override`), so a field that is valid
+    only beside another of the layer's (`data.negatives_random` beside `data.negatives`) is reported, not refused."""
+    after = override(cfg, assignments)  # first: a bad key or value raises override's ConfigError
     out = []
-    for assignment in assignments:
-        key = assignment.split("=", 1)[0].strip()
-        after = get(override(cfg, [assignment]), key)  # first: a bad key or value raises override's ConfigError
-        before = get(cfg, key)
-        if before != after:
-            out.append((key, before, after))
+    for key in dict.fromkeys(a.split("=", 1)[0].strip() for a in assignments):
+        if get(cfg, key) != get(after, key):
+            out.append((key, get(cfg, key), get(after, key)))
     return out
 
 

@@ -75,13 +75,11 @@ class PairsConfig:
                              f"{self.negatives_depth} >= 1")
         if self.negatives_random < 0:
             raise ValueError(f"data.negatives_random={self.negatives_random} must be >= 0")
-
-    def check(self) -> None:
-        """Checks across fields, made on the finished config (`build_examples`), not in __post_init__: overrides are
-        applied one at a time, and `data.negatives_random=3` is valid only beside `data.negatives=7`."""
         if self.negatives_random > self.negatives:
-            raise ValueError(f"data.negatives_random={self.negatives_random} must be at most data.negatives="
-                             f"{self.negatives}")
+            from zerogr_jax.config import ConfigError  # an override that a later one may make valid (config.override)
+
+            raise ConfigError(f"data.negatives_random={self.negatives_random} must be at most data.negatives="
+                              f"{self.negatives}")
 
 
 @dataclasses.dataclass
@@ -179,7 +177,6 @@ def build_examples(indexes: Sequence[IndexData], tokenizer, cfg: PairsConfig = P
     """
     if not indexes:
         raise ValueError("no index directories given")
-    cfg.check()
     builder = PromptBuilder(tokenizer, cfg.instruction_max_tokens, cfg.query_max_tokens)
     eos, pad = eos_id_of(tokenizer), pad_id_of(tokenizer)
     rows = []  # (prompt ids, label ids, collection, doc_index, heldout)
