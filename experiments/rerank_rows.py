@@ -6,14 +6,15 @@ head (the reference's rescoring) — each head depth paired against the generati
         --prior-weight 0.5 --name rerank_med_head
 
 The pool: the exact top max(depths) docids by log p(d | q) - w log p(d | empty query) (`search.strategy=exact`,
-branch and bound); the head scores every pooled docid once (`docid_scoring.head_scores`). Row `gen` is the pool's
-top K (the exact top K: what `zerogr run` reports without the head), row `head<N>` the pool's best N re-ordered by the
-head, top K. Both are the retriever's own scores, no BM25: pure generative retrieval. Runs go to
-experiments/results/runs/<name>_{gen,head<N>}.trec, the paired tests to experiments/results/<name>.json.
+branch and bound); each pooled docid's head score comes from the pass that scores it in full
+(`docid_scoring.top_docids` with head_token). Row `gen` is the pool's top K (the exact top K: what `zerogr run`
+reports without the head), row `head<N>` the pool's best N re-ordered by the head, top K. Both are the retriever's
+own scores, no BM25: pure generative retrieval. Runs go to experiments/results/runs/<name>_{gen,head<N>}.trec, the
+paired tests to experiments/results/<name>.json.
 
-`--depths ...,all`: a pool of every docid (each scored in full once, both scores from the same pass). A long pool
-resumes: the queries are searched in blocks of `--block` and each block's pool is kept under
-<workdir>/rows/<name>/, so a rerun of the same command searches only the blocks not yet done.
+`--depths ...,all`: a pool of every docid, each scored in full once. A long pool resumes: the queries are searched in
+blocks of `--block` and each block's pool is kept under <workdir>/rows/<name>/, so a rerun of the same command
+searches only the blocks not yet done.
 """
 
 from __future__ import annotations

@@ -175,24 +175,21 @@ def score_paths_and_head(model: decoding.StepModel, params, encoded: EncodedProm
     return _bucketed_rows(tokens, chunk, lambda take, width: _score_head_rows(
         model, params, encoded.first, encoded.shared, encoded.next_pos, trie,
         jnp.asarray(_pad_columns(tokens[take], width)), jnp.asarray(_pad_columns(from_nodes[take], width)),
-        jnp.asarray(head_token, jnp.int32)))
+        jnp.asarray(head_token, jnp.int32)), row_shape=(2,))
 
 
-def _bucketed_rows(tokens: np.ndarray, chunk: int, run) -> np.ndarray:
-    """[N, ...] of `run(rows, width) -> [len(rows), ...]` over the paths `tokens` [N, L] (-1 after a path's end):
-    shortest first, exactly `chunk` rows per call (`_fixed_rows`), each call as wide as the length bucket
-    (`length_bucket`) of its longest path, so that one compiled program per bucket serves any set of paths and a
-    short path rarely pays for a long one."""
-    out = None
+def _bucketed_rows(tokens: np.ndarray, chunk: int, run, row_shape: tuple[int, ...] = ()) -> np.ndarray:
+    """[N, *row_shape] float32 of `run(rows, width) -> [len(rows), *row_shape]` over the paths `tokens` [N, L] (-1
+    after a path's end): shortest first, exactly `chunk` rows per call (`_fixed_rows`), each call as wide as the
+    length bucket (`length_bucket`) of its longest path, so that one compiled program per bucket serves any set of
+    paths and a short path rarely pays for a long one."""
+    out = np.empty((len(tokens), *row_shape), np.float32)
     lengths = (tokens >= 0).sum(1)
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), chunk):
         take = _fixed_rows(order[start:start + chunk], chunk)
-        got = np.asarray(run(take, length_bucket(int(lengths[take].max()))))
-        if out is None:
-            out = np.empty((len(tokens), *got.shape[1:]), got.dtype)
-        out[take] = got
-    return np.empty(len(tokens), np.float32) if out is None else out
+        out[take] = np.asarray(run(take, length_bucket(int(lengths[take].max()))))
+    return out
 
 
 @functools.partial(jax.jit, static_argnames=("model",))

@@ -215,7 +215,6 @@ class Candidates:
                        prior=z["prior"] if "prior" in z.files else None,
                        rerank=z["rerank"] if "rerank" in z.files else None)
 
-
     @classmethod
     def concat(cls, parts: Sequence["Candidates"]) -> "Candidates":
         """The pools of disjoint query blocks of one search (same retriever, trie, config) as one, in block order."""

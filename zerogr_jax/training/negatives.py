@@ -59,8 +59,8 @@ def mine_negatives(doc_texts: Sequence[str], queries: Sequence[str], positives: 
         raise ValueError(f"num_random={num_random}: between 0 and the {num} negatives")
     stats = stats if stats is not None else NegativesStats()
     rng = np.random.Generator(np.random.PCG64(seed))
-    candidates = _bm25_candidates(doc_texts, queries, depth) if source == "bm25" else [[] for _ in queries]
     from_bm25 = num - num_random if source == "bm25" else 0
+    candidates = _bm25_candidates(doc_texts, queries, depth) if from_bm25 else [[] for _ in queries]
     out = np.zeros((len(queries), num), np.int64)
     for q, (pos, ranked) in enumerate(zip(positives, candidates)):
         pool = [d for d in ranked if d != pos]
