@@ -65,8 +65,9 @@ def decode_in_blocks(fr: finished_run.FinishedRun, config: SearchConfig, block_d
                                      {q: fr.queries[q] for q in qids[start:start + block]}, fr.index.instruction,
                                      config, key_offset=start, prior=prior)
             took = time.perf_counter() - t0
-            part.save(path)
+            # the seconds first: a block counts as done once its .npz is there, and then its seconds must be too
             atomic_files.atomic_write_json(path.with_suffix(".json"), {"seconds": round(took, 1)})
+            part.save(path)
             seconds += took
         prior = part.prior
         parts.append(part)
