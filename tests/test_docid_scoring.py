@@ -227,29 +227,34 @@ def test_top_docids_scores_the_head_in_the_same_pass_and_every_docid_without_bou
             assert got.ids.tolist() == np.lexsort((np.arange(host.num_docids), -every)).tolist()
 
 
-def test_exact_search_compiles_one_program_per_length_bucket_whatever_the_prompts():
-    """Shapes are fixed by design (rows per call, prompt width, length buckets), so prompts of different lengths and
-    row counts that differ from query to query reuse the programs compiled for the first query: after it (with every
-    bound depth reached), further queries compile nothing. (Before, each new row count, prompt width and bucket compiled a program: ~40 % of the
-    main job's search stage.)"""
+@pytest.mark.parametrize("layout", ["tree", "rows"])
+def test_exact_search_compiles_a_fixed_program_set_whatever_the_prompts(layout):
+    """Shapes are fixed by design (rows per call, prompt width, length buckets or tree rows of fixed width in
+    power-of-two calls), so prompts of different lengths and row counts that differ from query to query reuse the
+    programs compiled for the first query: after it (with every bound depth reached), further queries compile
+    nothing. (Before, each new row count, prompt width and bucket compiled a program: ~40 % of the main job's search
+    stage.)"""
     from zerogr_jax.retrieval import docid_scoring
-    from zerogr_jax.retrieval.docid_scoring import length_bucket, top_docids
+    from zerogr_jax.retrieval.docid_scoring import TREE_ROWS, length_bucket, top_docids
 
     params = llama.init_params(CFG, jax.random.key(4))
     params["embedding"] = params["embedding"] * 20.0
     host = build_trie(corpus(n=60, seed=5), eos_id=EOS, vocab_size=V, width=3)
     dev, model = host.to_device(), decoding.LlamaStepModel(CFG)
-    programs = (docid_scoring._prompt_pass, docid_scoring._score_rows, docid_scoring._next_logprobs)
+    scoring = docid_scoring._score_tree_rows if layout == "tree" else docid_scoring._score_rows
+    programs = (docid_scoring._prompt_pass, scoring, docid_scoring._next_logprobs)
     start = [p._cache_size() for p in programs]  # the caches are per process: other tests may have filled them
-    prior = score_all_docids(model, params, [4], host, dev)
+    prior = score_all_docids(model, params, [4], host, dev, layout=layout)
     for k in (1, 5, host.num_docids):  # the first query, every bound depth reached
-        top_docids(model, params, [5, 9, 2, 17], host, dev, k, prior=prior, prior_weight=0.5, chunk=4)
-    # the prior scored every docid: one program per length bucket, none more for the query's rows
+        top_docids(model, params, [5, 9, 2, 17], host, dev, k, prior=prior, prior_weight=0.5, chunk=4,
+                   layout=layout)
+    # the prior scored every docid: one program per length bucket (rows) or per power-of-two row count (tree)
     buckets = {length_bucket(len(host.docid_tokens(u))) for u in range(host.num_docids)}
-    assert docid_scoring._score_rows._cache_size() - start[1] <= len(buckets)
+    limit = len(buckets) if layout == "rows" else TREE_ROWS.bit_length()
+    assert scoring._cache_size() - start[1] <= limit
     assert docid_scoring._prompt_pass._cache_size() - start[0] <= 1
     before = [p._cache_size() for p in programs]
     for prompt in ([8, 8, 3], [2] * 11, [7, 3, 5, 9, 11, 13, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 2, 3, 5, 7, 11]):
         for k in (1, 5, host.num_docids):
-            top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4)
+            top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4, layout=layout)
     assert [p._cache_size() for p in programs] == before

@@ -187,7 +187,9 @@ class Attention(nn.Module):
         # causal over slots: query t sits at slot start + t and sees slots <= that, if they are real tokens
         at = jnp.reshape(start, (-1, 1)) + jnp.arange(t)[None, :]  # [1 or B, T]
         visible = jnp.arange(s)[None, None, :] <= at[:, :, None]  # [1 or B, T, S]
-        mask = visible & kv_mask[:, None, :]  # [B, T, S]
+        # kv_mask [B, S]: the real slots; [B, T, S]: the slots each new token sees (tree attention over packed
+        # docid prefixes, `retrieval/tree_rows.py`), still within the causal order
+        mask = visible & (kv_mask[:, None, :] if kv_mask.ndim == 2 else kv_mask)  # [B, T, S]
 
         bsz, g, low = x.shape[0], h // k, jnp.finfo(jnp.float32).min
         q = q.reshape(bsz, t, k, g, e)  # [B, T, K, G, E]

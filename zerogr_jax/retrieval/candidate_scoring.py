@@ -83,9 +83,10 @@ def head_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost, d
 
     m = _ScoringModel.make(cfg, params, tokenizer, trie, restrict_head)
     token = rerank_head.token_id(tokenizer, head_token)
+    device_trie = m.trie.to_device()
     return _per_candidate(trie, doc_ids, queries, candidates, lambda qid, docs, u, unique: head_scores(
         m.model, m.params, m.prompt(instruction, queries[qid]), m.trie, unique, token, chunk=chunk, pad_id=m.pad,
-        paths=m.paths), progress, "head scores")
+        paths=m.paths, trie=device_trie), progress, "head scores")
 
 
 @dataclasses.dataclass(frozen=True)

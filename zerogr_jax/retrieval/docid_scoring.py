@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zerogr_jax import generation, rerank_head
-from zerogr_jax.retrieval import decoding
+from zerogr_jax.retrieval import decoding, tree_rows
 from zerogr_jax.models import llama
 from zerogr_jax.sampling import NEG_INF
 from zerogr_jax.retrieval.trie import Trie, TrieHost
@@ -71,6 +71,11 @@ def length_bucket(length: int) -> int:
 ROWS = 16
 # rows per call of `next_logprobs` (paths of 1-2 tokens: cheap rows, many of them)
 NEXT_ROWS = 64
+# tree rows (`score_tree`): slots per row, and the most rows per compiled call (fewer rows go in power-of-two calls,
+# so a search compiles at most log2(TREE_ROWS) + 1 programs and pads no row). 64 slots hold ~6 docids of ~10 tokens
+# with their shared prefixes and waste ~3 % at the rows' tails (cranfield's trie)
+TREE_WIDTH = 64
+TREE_ROWS = 8
 
 
 def _fixed_rows(rows: np.ndarray, size: int) -> np.ndarray:
@@ -137,6 +142,32 @@ def _score_head_rows(model: decoding.StepModel, params, first, shared: llama.Sha
     return jnp.stack([_constrained_logp(model, params, first, trie, hid, tokens, from_nodes), head], axis=1)
 
 
+@functools.partial(jax.jit, static_argnames=("model", "eos_id"))
+def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
+                     depth, node, parent_slot, visible, head_token, eos_id: int):
+    """Tree rows (`tree_rows.TreeRows`, C rows of W slots) after one prompt -> [C, W, 3] float32 per slot: the
+    log-probability of its token at its parent (the prompt's `first` logits where the parent is the root), that of EOS
+    after its node (-inf where it has no EOS child; not finite at a leaf), and the rerank head's logit of
+    `head_token` at the slot (read after a fed EOS leaf). Each slot sees the prompt and its ancestors only."""
+    c, width = tokens.shape
+    real = tokens >= 0
+    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
+                           next_pos[:, None] + depth, llama.init_cache(model.cfg, c, width), 0,
+                           visible & real[:, None, :], return_hidden=True, shared=(shared,))  # [C, W, D]
+    logits = model.head(params, hid.reshape(c * width, -1))  # [C * W, V']
+    own = jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
+                             ).reshape(c, width, -1)  # the distribution after each slot's node
+    root = jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, jnp.zeros(1, jnp.int32)), first, NEG_INF),
+                              axis=-1)[0]  # [V'] after the prompt
+    tok = jnp.maximum(tokens, 0)
+    at_parent = own[jnp.arange(c)[:, None], jnp.maximum(parent_slot, 0), tok]  # [C, W]
+    token_logp = jnp.where(parent_slot >= 0, at_parent, root[tok])
+    eos_logp = own[..., eos_id]
+    row = llama.head_rows(model.model_params(params), model.cfg)[head_token]
+    head = jnp.einsum("cwd,d->cw", hid.astype(jnp.float32), row.astype(jnp.float32))
+    return jnp.stack([token_logp, eos_logp, head], axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class EncodedPrompt:
     """A prompt run once (`encode_prompt`): the head's logits after it, its keys/values, the next position."""
@@ -178,6 +209,35 @@ def score_paths_and_head(model: decoding.StepModel, params, encoded: EncodedProm
         jnp.asarray(head_token, jnp.int32)), row_shape=(2,))
 
 
+def score_tree(model: decoding.StepModel, params, encoded: EncodedPrompt, host_trie: TrieHost, trie: Trie,
+               nodes: np.ndarray, *, head_token: int | None = None, width: int = TREE_WIDTH,
+               rows: int = TREE_ROWS) -> np.ndarray:
+    """`score_paths` (or with `head_token`, `score_paths_and_head`: [N, 2]) of N whole docids given by their nodes
+    [N, L] (`docid_paths`), packed as prefix trees (`tree_rows.pack`): each node the docids of a row share is fed
+    once and rows are padded only at their tails; exactly `rows` rows of `width` slots per compiled call."""
+    nodes = np.asarray(nodes)
+    if not len(nodes):
+        return np.empty((0,) if head_token is None else (0, 2), np.float32)
+    packed = tree_rows.pack(host_trie, nodes, max(width, host_trie.max_depth), feed_leaves=head_token is not None)
+    out, start, total = [], 0, len(packed.tokens)
+    while start < total:  # `rows` per call, the rest in powers of two: no row is padding
+        size = min(rows, 1 << ((total - start).bit_length() - 1))
+        take = slice(start, start + size)
+        out.append(np.asarray(_score_tree_rows(
+            model, params, encoded.first, encoded.shared, encoded.next_pos, trie,
+            *(jnp.asarray(a[take]) for a in (packed.tokens, packed.depth, packed.node, packed.parent_slot,
+                                             packed.visible)),
+            jnp.asarray(0 if head_token is None else head_token, jnp.int32), host_trie.eos_id)))
+        start += size
+    per_slot = np.concatenate(out)  # [R, W, 3]
+    logp = tree_rows.path_sums(packed, per_slot[..., 0], per_slot[..., 1])
+    if head_token is None:
+        return logp
+    lengths = (packed.slots >= 0).sum(1)
+    leaf = packed.slots[np.arange(len(nodes)), lengths - 1]
+    return np.stack([logp, per_slot[packed.row, leaf, 2]], axis=1)
+
+
 def _bucketed_rows(tokens: np.ndarray, chunk: int, run, row_shape: tuple[int, ...] = ()) -> np.ndarray:
     """[N, *row_shape] float32 of `run(rows, width) -> [len(rows), *row_shape]` over the paths `tokens` [N, L] (-1
     after a path's end): shortest first, exactly `chunk` rows per call (`_fixed_rows`), each call as wide as the
@@ -203,14 +263,20 @@ def _head_rows(model: decoding.StepModel, params, shared: llama.SharedKV, next_p
 
 def head_scores(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, docids: np.ndarray,
                 head_token: int, *, chunk: int = ROWS, pad_id: int = 0,
-                paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree",
+                trie: Trie | None = None) -> np.ndarray:
     """[N] float32: the rerank head's score of the docid indices `docids` [N] after `prompt` (token `head_token`,
-    a vocabulary id): the prompt runs once, the docids (EOS included) as rows after it."""
+    a vocabulary id): the prompt runs once, the docids (EOS included) after it, packed as prefix trees (`layout=
+    "tree"`, `score_tree`; `trie` = `host_trie` on device, built here if not given) or one row each (`"rows"`)."""
     docids = np.asarray(docids, np.int64)
     if not len(docids):
         return np.empty(0, np.float32)
-    tokens = path_tokens(host_trie, docid_paths(host_trie) if paths is None else paths, docids)[0]
+    paths = docid_paths(host_trie) if paths is None else paths
     encoded = encode_prompt(model, params, prompt, pad_id)
+    if _layout(layout) == "tree":
+        return score_tree(model, params, encoded, host_trie, host_trie.to_device() if trie is None else trie,
+                          paths[0][docids], head_token=head_token)[:, 1]
+    tokens = path_tokens(host_trie, paths, docids)[0]
     return _bucketed_rows(tokens, chunk, lambda take, width: _head_rows(
         model, params, encoded.shared, encoded.next_pos, jnp.asarray(_pad_columns(tokens[take], width)),
         jnp.asarray(head_token, jnp.int32)))
@@ -225,26 +291,30 @@ def path_tokens(host_trie: TrieHost, paths: tuple[np.ndarray, np.ndarray], docid
 
 def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, *,
                      chunk: int = ROWS, pad_id: int = 0,
-                     paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                     paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree") -> np.ndarray:
     """[U] float32: log p(docid u | prompt) under the trie constraint, for every docid of `host_trie`.
 
     `trie` is `host_trie` on device (the compact one with a compact head)."""
     return score_docids(model, params, prompt, host_trie, trie, np.arange(host_trie.num_docids), chunk=chunk,
-                        pad_id=pad_id, paths=paths)
+                        pad_id=pad_id, paths=paths, layout=layout)
 
 
 def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie,
                  docids: np.ndarray, *, chunk: int = ROWS, pad_id: int = 0,
-                 paths: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                 paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree") -> np.ndarray:
     """[N] float32: log p(docid | prompt) under the trie constraint for the docid indices `docids` [N] (any order,
     repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie. The
-    prompt runs once, then the docids as rows after it (`score_paths`)."""
+    prompt runs once, then the docids after it: packed as prefix trees (`layout="tree"`, `score_tree`) or one row
+    each in chunks of `chunk` rows (`layout="rows"`, `score_paths`)."""
     docids = np.asarray(docids, np.int64)
     if not len(docids):
         return np.empty(0, np.float32)
-    tokens, from_nodes = path_tokens(host_trie, docid_paths(host_trie) if paths is None else paths, docids)
-    return score_paths(model, params, encode_prompt(model, params, prompt, pad_id), trie, tokens, from_nodes,
-                       chunk=chunk)
+    paths = docid_paths(host_trie) if paths is None else paths
+    encoded = encode_prompt(model, params, prompt, pad_id)
+    if _layout(layout) == "tree":
+        return score_tree(model, params, encoded, host_trie, trie, paths[0][docids])
+    tokens, from_nodes = path_tokens(host_trie, paths, docids)
+    return score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=chunk)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -293,7 +363,7 @@ class TopDocids(typing.NamedTuple):
 def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, k: int, *,
                prior: np.ndarray | None = None, prior_weight: float = 0.0, bound_depth: int = 3, chunk: int = 32,
                rows: int = ROWS, pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None,
-               head_token: int | None = None) -> TopDocids:
+               head_token: int | None = None, layout: str = "tree") -> TopDocids:
     """The k docids with the best log p(d | prompt) - prior_weight * prior[d], exactly, scoring few docids in full:
     the top k of `score_all_docids` minus the prior, without scoring every docid.
 
@@ -304,9 +374,9 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     distribution over all its children read off). Last, docids are scored in full in order of their bound, `chunk`
     at a time, until the k-th best full score beats every bound left. Nothing is pruned that could be in the top k.
     On a trained retriever a small share of the docids is scored in full, since its first tokens' distributions
-    are peaked; with k >= every docid, all are scored in full and no bound is computed. Full scores run `rows`
-    docids per compiled call (`ROWS`); with `head_token` (a vocabulary id) the same pass gives each scored docid's
-    rerank head score (`_score_head_rows`).
+    are peaked; with k >= every docid, all are scored in full and no bound is computed. Full scores pack each block
+    as prefix trees (`layout="tree"`, `score_tree`) or run `rows` docids per compiled call (`layout="rows"`); with
+    `head_token` (a vocabulary id) the same pass gives each scored docid's rerank head score.
     """
     u = host_trie.num_docids
     k = min(k, u)
@@ -319,9 +389,16 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     head = np.full(u, np.nan, np.float32)
     scored = np.zeros(u, bool)
 
+    tree = _layout(layout) == "tree"
+
     def score_in_full(block: np.ndarray) -> float:
         tokens, from_nodes = path_tokens(host_trie, paths, block)
-        if head_token is None:
+        if tree and head_token is None:
+            full[block] = score_tree(model, params, encoded, host_trie, trie, nodes[block])
+        elif tree:
+            full[block], head[block] = score_tree(model, params, encoded, host_trie, trie, nodes[block],
+                                                  head_token=head_token).T
+        elif head_token is None:
             full[block] = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows)
         else:
             full[block], head[block] = score_paths_and_head(model, params, encoded, trie, tokens, from_nodes,
@@ -357,6 +434,15 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     ids = np.flatnonzero(scored)
     best = ids[np.lexsort((ids, -(full[ids] + correction[ids])))[:k]]
     return TopDocids(best, full[best], len(ids), None if head_token is None else head[best])
+
+
+LAYOUTS = ("tree", "rows")
+
+
+def _layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown docid layout {layout!r}; choose one of {LAYOUTS}")
+    return layout
 
 
 def _pad_columns(a: np.ndarray, width: int) -> np.ndarray:

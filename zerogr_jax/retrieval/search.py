@@ -320,13 +320,13 @@ def _with_rerank(candidates: Candidates, model, model_params, prompts: list[list
 
     token = rerank_head.token_id(tokenizer, config.rerank_token)
     pad = tokenization.pad_id_of(tokenizer)
-    paths = docid_paths(scored_trie)
+    paths, device_trie = docid_paths(scored_trie), scored_trie.to_device()
     top = pool_order(candidates, dataclasses.replace(config, rerank_depth=0))[:, :config.rerank_depth]
     rerank = np.full(candidates.docids.shape, np.nan, np.float32)
     for n, prompt in enumerate(prompts):
         cols = top[n][candidates.docids[n, top[n]] >= 0]
         rerank[n, cols] = head_scores(model, model_params, prompt, scored_trie, candidates.docids[n, cols], token,
-                                      pad_id=pad, paths=paths)
+                                      pad_id=pad, paths=paths, trie=device_trie)
     return dataclasses.replace(candidates, rerank=rerank)
 
 

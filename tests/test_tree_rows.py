@@ -1,0 +1,109 @@
+"""Docids packed as prefix trees (`retrieval/tree_rows.py`): every path is whole in one row, each node of a row is
+fed once, slots see exactly their ancestors; scores from tree rows equal brute force and the one-row-per-docid
+layout, the head's too, and exact search returns the same docids in both layouts while feeding fewer slots."""
+
+import jax
+import numpy as np
+import pytest
+
+from test_docid_scoring import CFG, EOS, V, brute_force, corpus
+from zerogr_jax.models import llama
+from zerogr_jax.retrieval import decoding, docid_scoring, tree_rows
+from zerogr_jax.retrieval.docid_scoring import docid_paths, encode_prompt, score_tree, top_docids
+from zerogr_jax.retrieval.trie import build_trie
+
+
+def _host(n=60, seed=5):
+    return build_trie(corpus(n=n, seed=seed), eos_id=EOS, vocab_size=V, width=3)
+
+
+@pytest.mark.parametrize("feed_leaves", [False, True])
+@pytest.mark.parametrize("width", [6, 9, 64])
+def test_pack_keeps_each_path_whole_and_each_node_once_per_row(width, feed_leaves):
+    host = _host()
+    nodes = docid_paths(host)[0]
+    rng = np.random.default_rng(0)
+    sel = rng.permutation(host.num_docids)[:40]
+    rows = tree_rows.pack(host, nodes[sel], width, feed_leaves=feed_leaves)
+    assert rows.tokens.shape[1] == width
+    for r in range(len(rows.tokens)):
+        filled = rows.tokens[r] >= 0
+        members = rows.node[r][filled]
+        assert len(set(members.tolist())) == len(members)  # a node once per row
+        assert filled.tolist() == sorted(filled.tolist(), reverse=True)  # slots fill from the left
+        for s in np.flatnonzero(filled):
+            # the slot sees exactly its ancestors in the row and itself; its depth is its node's depth
+            up, chain = s, set()
+            while up >= 0:
+                chain.add(int(up))
+                parent = host.parent[rows.node[r, up]]
+                up = rows.parent_slot[r, up]
+                assert (up < 0 and parent == 0) or rows.node[r, up] == parent
+            assert set(np.flatnonzero(rows.visible[r, s]).tolist()) == chain
+            assert rows.depth[r, s] == len(chain) - 1
+    for i, u in enumerate(sel):
+        path = nodes[u][nodes[u] >= 0]
+        fed = rows.slots[i][rows.slots[i] >= 0]
+        assert rows.node[rows.row[i], fed].tolist() == path[:len(fed)].tolist()
+        leaf_fed = len(fed) == len(path)
+        assert leaf_fed == (feed_leaves or len(path) == 1)
+        assert (rows.eos_slot[i] < 0) == leaf_fed
+        if not leaf_fed:
+            assert rows.eos_slot[i] == fed[-1] and host.node_token[path[-1]] == EOS
+    with pytest.raises(ValueError, match="cannot hold"):
+        tree_rows.pack(host, nodes, 2)
+
+
+def test_tree_rows_feed_fewer_slots_than_rows_for_docids_that_share_prefixes():
+    host = _host(n=200, seed=1)
+    nodes = docid_paths(host)[0]
+    lengths = (nodes >= 0).sum(1)
+    internal = len({int(x) for u in range(len(nodes)) for x in nodes[u, :lengths[u] - 1]})
+    one_row = tree_rows.pack(host, nodes, int(lengths.sum()))  # every internal node fed exactly once
+    assert len(one_row.tokens) == 1 and one_row.num_slots == internal + (lengths == 1).sum()
+    rows = tree_rows.pack(host, nodes, 64)  # a prefix split over two rows is fed in both
+    assert one_row.num_slots <= rows.num_slots < (lengths - 1).sum()
+
+
+@pytest.mark.parametrize("width,rows", [(6, 3), (64, 8)])
+def test_tree_scores_equal_brute_force_and_the_row_layout_head_included(width, rows):
+    params = llama.init_params(CFG, jax.random.key(0))
+    params["embedding"] = params["embedding"] * 20.0
+    host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)  # the root's children as a bitmask row
+    model, dev = decoding.LlamaStepModel(CFG), host.to_device()
+    prompt, token = [5, 9, 2, 17], 7
+    encoded = encode_prompt(model, params, prompt)
+    nodes = docid_paths(host)[0]
+    want = brute_force(params, prompt, host)
+    got = score_tree(model, params, encoded, host, dev, nodes, width=width, rows=rows)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    both = score_tree(model, params, encoded, host, dev, nodes, width=width, rows=rows, head_token=token)
+    np.testing.assert_allclose(both[:, 0], want, rtol=1e-4, atol=1e-4)
+    head_rows = docid_scoring.head_scores(model, params, prompt, host, np.arange(host.num_docids), token,
+                                          layout="rows")
+    np.testing.assert_allclose(both[:, 1], head_rows, rtol=1e-4, atol=1e-4)
+    sub = np.asarray([3, 0, 3, 7])  # any order, repeats
+    np.testing.assert_allclose(score_tree(model, params, encoded, host, dev, nodes[sub], width=width, rows=rows),
+                               want[sub], rtol=1e-4, atol=1e-4)
+    assert score_tree(model, params, encoded, host, dev, nodes[:0]).shape == (0,)
+
+
+def test_exact_search_returns_the_same_docids_in_both_layouts():
+    params = llama.init_params(CFG, jax.random.key(4))
+    params["embedding"] = params["embedding"] * 20.0
+    host = _host()
+    dev, model = host.to_device(), decoding.LlamaStepModel(CFG)
+    prior = docid_scoring.score_all_docids(model, params, [4], host, dev)
+    np.testing.assert_allclose(prior, docid_scoring.score_all_docids(model, params, [4], host, dev, layout="rows"),
+                               rtol=1e-5, atol=1e-5)
+    for prompt in ([5, 9, 2, 17], [8, 8, 3]):
+        for k in (3, 10, host.num_docids):
+            tree = top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4,
+                              head_token=0)
+            rows = top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4,
+                              head_token=0, layout="rows")
+            assert tree.ids.tolist() == rows.ids.tolist() and tree.scored == rows.scored
+            np.testing.assert_allclose(tree.logprobs, rows.logprobs, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(tree.head, rows.head, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="layout"):
+        top_docids(model, params, [5], host, dev, 3, layout="packed")
