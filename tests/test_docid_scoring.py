@@ -242,7 +242,7 @@ def test_exact_search_compiles_a_fixed_program_set_whatever_the_prompts(layout):
     host = build_trie(corpus(n=60, seed=5), eos_id=EOS, vocab_size=V, width=3)
     dev, model = host.to_device(), decoding.LlamaStepModel(CFG)
     scoring = docid_scoring._score_tree_rows if layout == "tree" else docid_scoring._score_rows
-    programs = (docid_scoring._prompt_pass, scoring, docid_scoring._next_logprobs)
+    programs = (docid_scoring._prompt_pass, scoring, docid_scoring._next_logprobs, docid_scoring._tree_next_logprobs)
     start = [p._cache_size() for p in programs]  # the caches are per process: other tests may have filled them
     prior = score_all_docids(model, params, [4], host, dev, layout=layout)
     for k in (1, 5, host.num_docids):  # the first query, every bound depth reached
@@ -252,6 +252,8 @@ def test_exact_search_compiles_a_fixed_program_set_whatever_the_prompts(layout):
     buckets = {length_bucket(len(host.docid_tokens(u))) for u in range(host.num_docids)}
     limit = len(buckets) if layout == "rows" else TREE_ROWS.bit_length()
     assert scoring._cache_size() - start[1] <= limit
+    assert docid_scoring._tree_next_logprobs._cache_size() - start[3] <= (TREE_ROWS.bit_length() if layout == "tree"
+                                                                         else 0)
     assert docid_scoring._prompt_pass._cache_size() - start[0] <= 1
     before = [p._cache_size() for p in programs]
     for prompt in ([8, 8, 3], [2] * 11, [7, 3, 5, 9, 11, 13, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 2, 3, 5, 7, 11]):

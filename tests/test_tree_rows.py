@@ -9,7 +9,8 @@ import pytest
 from test_docid_scoring import CFG, EOS, V, brute_force, corpus
 from zerogr_jax.models import llama
 from zerogr_jax.retrieval import decoding, docid_scoring, tree_rows
-from zerogr_jax.retrieval.docid_scoring import docid_paths, encode_prompt, score_tree, top_docids
+from zerogr_jax.retrieval.docid_scoring import (docid_paths, encode_prompt, next_logprobs, path_tokens, score_tree,
+                                                top_docids, tree_next_logprobs)
 from zerogr_jax.retrieval.trie import build_trie
 
 
@@ -107,3 +108,26 @@ def test_exact_search_returns_the_same_docids_in_both_layouts():
             np.testing.assert_allclose(tree.head, rows.head, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="layout"):
         top_docids(model, params, [5], host, dev, 3, layout="packed")
+
+
+def test_tree_next_logprobs_equal_one_row_per_prefix():
+    """The bound rows of exact search as prefix trees give each prefix's next-token distribution, constrained to
+    its node's children, as one row per prefix does."""
+    params = llama.init_params(CFG, jax.random.key(1))
+    params["embedding"] = params["embedding"] * 20.0
+    host = _host()
+    model, dev = decoding.LlamaStepModel(CFG), host.to_device()
+    encoded = encode_prompt(model, params, [5, 9, 2, 17])
+    paths = docid_paths(host)
+    lengths = (paths[0] >= 0).sum(1)
+    for m in (1, 2, 3):
+        docids = np.flatnonzero(lengths > m)
+        _, first = np.unique(paths[0][docids, m - 1], return_index=True)
+        prefixes = paths[0][docids[first], :m]
+        want = next_logprobs(model, params, encoded, dev, path_tokens(host, paths, docids[first])[0][:, :m],
+                             prefixes[:, -1], chunk=8)
+        for width in (m, 16):
+            got = tree_next_logprobs(model, params, encoded, host, dev, prefixes, width=width, rows=2)
+            np.testing.assert_allclose(np.where(np.isfinite(want), got, 0), np.where(np.isfinite(want), want, 0),
+                                       rtol=1e-4, atol=1e-4)
+            assert (np.isfinite(got) == np.isfinite(want)).all()

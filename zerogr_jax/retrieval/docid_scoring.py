@@ -168,6 +168,20 @@ def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.Sha
     return jnp.stack([token_logp, eos_logp, head], axis=-1)
 
 
+@functools.partial(jax.jit, static_argnames=("model",))
+def _tree_next_logprobs(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, trie: Trie, tokens, depth,
+                        node, visible):
+    """Tree rows (C rows of W slots, every node fed) after one prompt -> [C, W, V'] float32: the log-probabilities of
+    the next token after each slot's node, constrained to its children (`_next_logprobs` for every slot at once)."""
+    c, width = tokens.shape
+    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
+                           next_pos[:, None] + depth, llama.init_cache(model.cfg, c, width), 0,
+                           visible & (tokens >= 0)[:, None, :], return_hidden=True, shared=(shared,))
+    logits = model.head(params, hid.reshape(c * width, -1))
+    return jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
+                              ).reshape(c, width, -1)
+
+
 @dataclasses.dataclass(frozen=True)
 class EncodedPrompt:
     """A prompt run once (`encode_prompt`): the head's logits after it, its keys/values, the next position."""
@@ -347,6 +361,23 @@ def next_logprobs(model: decoding.StepModel, params, encoded: EncodedPrompt, tri
     return np.concatenate(out)
 
 
+def tree_next_logprobs(model: decoding.StepModel, params, encoded: EncodedPrompt, host_trie: TrieHost, trie: Trie,
+                       prefixes: np.ndarray, *, width: int = TREE_WIDTH, rows: int = TREE_ROWS) -> np.ndarray:
+    """[N, V'] `next_logprobs` after N root paths given by their nodes [N, m] (m >= 1, no padding), packed as prefix
+    trees: the nodes they share are fed once, and no call is padded (power-of-two calls as in `score_tree`)."""
+    packed = tree_rows.pack(host_trie, prefixes, max(width, prefixes.shape[1]), feed_leaves=True)
+    out, start, total = [], 0, len(packed.tokens)
+    while start < total:
+        size = min(rows, 1 << ((total - start).bit_length() - 1))
+        take = slice(start, start + size)
+        out.append(np.asarray(_tree_next_logprobs(
+            model, params, encoded.shared, encoded.next_pos, trie,
+            *(jnp.asarray(a[take]) for a in (packed.tokens, packed.depth, packed.node, packed.visible)))))
+        start += size
+    per_slot = np.concatenate(out)  # [R, W, V']
+    return per_slot[packed.row, packed.slots[:, prefixes.shape[1] - 1]]
+
+
 # bounds come from other programs than the full rows' sums and may differ in the last bits: prune with this margin
 BOUND_SLACK = 1e-3
 
@@ -374,8 +405,9 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     distribution over all its children read off). Last, docids are scored in full in order of their bound, `chunk`
     at a time, until the k-th best full score beats every bound left. Nothing is pruned that could be in the top k.
     On a trained retriever a small share of the docids is scored in full, since its first tokens' distributions
-    are peaked; with k >= every docid, all are scored in full and no bound is computed. Full scores pack each block
-    as prefix trees (`layout="tree"`, `score_tree`) or run `rows` docids per compiled call (`layout="rows"`); with
+    are peaked; with k >= every docid, all are scored in full and no bound is computed. With `layout="tree"` the
+    docids scored in full and the bound rows are packed as prefix trees (`score_tree`, `tree_next_logprobs`: shared
+    nodes fed once); with `"rows"`, one row per docid, `rows` per compiled call, and one row per bound path. With
     `head_token` (a vocabulary id) the same pass gives each scored docid's rerank head score.
     """
     u = host_trie.num_docids
@@ -423,8 +455,11 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
             if not len(alive):
                 break
             unique, first, inverse = np.unique(nodes[alive, m - 1], return_index=True, return_inverse=True)
-            tokens = path_tokens(host_trie, paths, alive[first])[0][:, :m]
-            lp = next_logprobs(model, params, encoded, trie, tokens, unique)  # [distinct depth-m nodes, V']
+            if tree:
+                lp = tree_next_logprobs(model, params, encoded, host_trie, trie, nodes[alive[first], :m])
+            else:
+                tokens = path_tokens(host_trie, paths, alive[first])[0][:, :m]
+                lp = next_logprobs(model, params, encoded, trie, tokens, unique)  # [distinct depth-m nodes, V']
             bound[alive] += lp[inverse, host_trie.node_token[nodes[alive, m]]]
         while (~scored).any():
             block = best_unscored()
