@@ -223,6 +223,19 @@ def score_paths_and_head(model: decoding.StepModel, params, encoded: EncodedProm
         jnp.asarray(head_token, jnp.int32)), row_shape=(2,))
 
 
+def _tree_calls(packed: tree_rows.TreeRows, rows: int, run) -> np.ndarray:
+    """`run(tokens, depth, node, parent_slot, visible)` over the packed rows, `rows` rows per call and the rest in
+    power-of-two calls (no row is padding, and at most log2(rows) + 1 programs are compiled per row width) ->
+    its outputs [R, ...] concatenated."""
+    out, start, total = [], 0, len(packed.tokens)
+    while start < total:
+        take = slice(start, start + min(rows, 1 << ((total - start).bit_length() - 1)))
+        out.append(np.asarray(run(*(jnp.asarray(a[take]) for a in (packed.tokens, packed.depth, packed.node,
+                                                                     packed.parent_slot, packed.visible)))))
+        start = take.stop
+    return np.concatenate(out)
+
+
 def score_tree(model: decoding.StepModel, params, encoded: EncodedPrompt, host_trie: TrieHost, trie: Trie,
                nodes: np.ndarray, *, head_token: int | None = None, width: int = TREE_WIDTH,
                rows: int = TREE_ROWS) -> np.ndarray:
@@ -233,17 +246,9 @@ def score_tree(model: decoding.StepModel, params, encoded: EncodedPrompt, host_t
     if not len(nodes):
         return np.empty((0,) if head_token is None else (0, 2), np.float32)
     packed = tree_rows.pack(host_trie, nodes, max(width, host_trie.max_depth), feed_leaves=head_token is not None)
-    out, start, total = [], 0, len(packed.tokens)
-    while start < total:  # `rows` per call, the rest in powers of two: no row is padding
-        size = min(rows, 1 << ((total - start).bit_length() - 1))
-        take = slice(start, start + size)
-        out.append(np.asarray(_score_tree_rows(
-            model, params, encoded.first, encoded.shared, encoded.next_pos, trie,
-            *(jnp.asarray(a[take]) for a in (packed.tokens, packed.depth, packed.node, packed.parent_slot,
-                                             packed.visible)),
-            jnp.asarray(0 if head_token is None else head_token, jnp.int32), host_trie.eos_id)))
-        start += size
-    per_slot = np.concatenate(out)  # [R, W, 3]
+    per_slot = _tree_calls(packed, rows, lambda tokens, depth, node, parent_slot, visible: _score_tree_rows(
+        model, params, encoded.first, encoded.shared, encoded.next_pos, trie, tokens, depth, node, parent_slot,
+        visible, jnp.asarray(0 if head_token is None else head_token, jnp.int32), host_trie.eos_id))  # [R, W, 3]
     logp = tree_rows.path_sums(packed, per_slot[..., 0], per_slot[..., 1])
     if head_token is None:
         return logp
@@ -366,15 +371,8 @@ def tree_next_logprobs(model: decoding.StepModel, params, encoded: EncodedPrompt
     """[N, V'] `next_logprobs` after N root paths given by their nodes [N, m] (m >= 1, no padding), packed as prefix
     trees: the nodes they share are fed once, and no call is padded (power-of-two calls as in `score_tree`)."""
     packed = tree_rows.pack(host_trie, prefixes, max(width, prefixes.shape[1]), feed_leaves=True)
-    out, start, total = [], 0, len(packed.tokens)
-    while start < total:
-        size = min(rows, 1 << ((total - start).bit_length() - 1))
-        take = slice(start, start + size)
-        out.append(np.asarray(_tree_next_logprobs(
-            model, params, encoded.shared, encoded.next_pos, trie,
-            *(jnp.asarray(a[take]) for a in (packed.tokens, packed.depth, packed.node, packed.visible)))))
-        start += size
-    per_slot = np.concatenate(out)  # [R, W, V']
+    per_slot = _tree_calls(packed, rows, lambda tokens, depth, node, parent_slot, visible: _tree_next_logprobs(
+        model, params, encoded.shared, encoded.next_pos, trie, tokens, depth, node, visible))  # [R, W, V']
     return per_slot[packed.row, packed.slots[:, prefixes.shape[1] - 1]]
 
 
