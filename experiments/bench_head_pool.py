@@ -20,9 +20,8 @@ import time
 import numpy as np
 
 from experiments import finished_run, result_files
-from zerogr_jax import rerank_head, tokenization
-from zerogr_jax.retrieval.docid_scoring import docid_paths, head_scores, score_all_docids, top_docids
-from zerogr_jax.retrieval.search import step_model
+from zerogr_jax import rerank_head
+from zerogr_jax.retrieval.docid_scoring import head_scores, score_all_docids, top_docids
 from zerogr_jax.retrieval_contract import PromptBuilder
 
 
@@ -36,8 +35,7 @@ def main(argv=None) -> None:
     started, load_at_start = time.time(), list(os.getloadavg())
     fr = finished_run.load(pathlib.Path(args.workdir), args.collection, max_queries=args.queries)
     tok = fr.retriever.tokenizer
-    trie, model, params = step_model(fr.retriever.cfg, fr.retriever.params, fr.trie)
-    dev, paths, pad = trie.to_device(), docid_paths(trie), tokenization.pad_id_of(tok)
+    trie, dev, model, params, paths, pad = fr.exact_scoring()
     head_token = rerank_head.token_id(tok, rerank_head.DEFAULT_TOKEN)
     builder = PromptBuilder(tok)
     prior = score_all_docids(model, params, builder.ids(fr.index.instruction, [""])[0], trie, dev, pad_id=pad)

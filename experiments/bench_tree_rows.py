@@ -25,10 +25,9 @@ import jax
 import numpy as np
 
 from experiments import finished_run, result_files
-from zerogr_jax import rerank_head, tokenization
+from zerogr_jax import rerank_head
 from zerogr_jax.retrieval import docid_scoring
-from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids, top_docids
-from zerogr_jax.retrieval.search import step_model
+from zerogr_jax.retrieval.docid_scoring import score_all_docids, top_docids
 from zerogr_jax.retrieval_contract import PromptBuilder
 
 LAYOUTS = ("rows", "tree")
@@ -61,8 +60,7 @@ def main(argv=None) -> None:
     started, load_at_start = time.time(), list(os.getloadavg())
     fr = finished_run.load(pathlib.Path(args.workdir), args.collection, max_queries=args.queries)
     tok = fr.retriever.tokenizer
-    trie, model, params = step_model(fr.retriever.cfg, fr.retriever.params, fr.trie)
-    dev, paths, pad = trie.to_device(), docid_paths(trie), tokenization.pad_id_of(tok)
+    trie, dev, model, params, paths, pad = fr.exact_scoring()
     head_token = rerank_head.token_id(tok, rerank_head.DEFAULT_TOKEN) if args.head else None
     builder = PromptBuilder(tok)
     slots = count_slots()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
+import typing
 
 from zerogr_jax.data import beir, collections
 from zerogr_jax.retrieval_contract import IndexData, load_index
@@ -29,6 +30,25 @@ class FinishedRun:
     @property
     def corpus_ids(self) -> frozenset[str]:
         return frozenset(self.corpus)
+
+    def exact_scoring(self) -> "ExactScoring":
+        """What `docid_scoring` needs to score this retriever's docids as exact search does (compact head)."""
+        from zerogr_jax import tokenization
+        from zerogr_jax.retrieval.docid_scoring import docid_paths
+        from zerogr_jax.retrieval.search import step_model
+
+        trie, model, params = step_model(self.retriever.cfg, self.retriever.params, self.trie)
+        return ExactScoring(trie, trie.to_device(), model, params, docid_paths(trie),
+                            tokenization.pad_id_of(self.retriever.tokenizer))
+
+
+class ExactScoring(typing.NamedTuple):
+    trie: TrieHost  # over the compact vocabulary
+    device_trie: object  # trie.Trie
+    model: object  # decoding.StepModel
+    params: object
+    paths: tuple  # docid_paths(trie)
+    pad: int
 
 
 def argument_parser(doc: str) -> argparse.ArgumentParser:
