@@ -44,13 +44,13 @@ def test_experiment_configs_construct(name):
 
 
 def test_rerank_head_recipe_resolves_to_the_measured_settings():
-    """experiments/configs/rerank_head.py (RESULTS.md, sessions 13 and 15): the main job's pipeline, its train
+    """experiments/configs/rerank_head.py (RESULTS.md, sessions 13, 15 and 17): the main job's pipeline, its train
     overrides valid on the named train config, the head's search depth and mix."""
     from zerogr_jax.pipeline import PipelineConfig
 
     recipe = config_lib.load_config_file(REPO / "experiments" / "configs" / "rerank_head.py")
     assert isinstance(recipe, PipelineConfig) and recipe.search.prior_weight == 0.5
-    assert (recipe.search.rerank_depth, recipe.search.rerank_mix) == (100, "zsum")
+    assert (recipe.search.rerank_depth, recipe.search.rerank_mix) == (300, "zsum")
     train = config_lib.override(config_lib.load_config_file(REPO / recipe.train_config), list(recipe.train_overrides))
     assert (train.train.rank_score, train.train.rank_every, train.data.negatives) == ("head", 1, 7)
 
