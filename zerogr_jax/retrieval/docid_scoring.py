@@ -142,6 +142,26 @@ def _score_head_rows(model: decoding.StepModel, params, first, shared: llama.Sha
     return jnp.stack([_constrained_logp(model, params, first, trie, hid, tokens, from_nodes), head], axis=1)
 
 
+def _tree_hidden(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens, depth, visible):
+    """Tree rows (`tree_rows.TreeRows`: tokens / depth [C, W], -1 = empty slot; visible [C, W, W]) after one prompt's
+    keys/values -> hidden states [C, W, D]: each slot at the prompt's next position plus its depth, seeing the prompt
+    and its ancestors (`_rows_hidden` for rows that are trees)."""
+    c, width = tokens.shape
+    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
+                           next_pos[:, None] + depth, llama.init_cache(model.cfg, c, width), 0,
+                           visible & (tokens >= 0)[:, None, :], return_hidden=True, shared=(shared,))
+    return hid
+
+
+def _after_nodes(model: decoding.StepModel, params, trie: Trie, hid, node):
+    """hidden [C, W, D] at the nodes `node` [C, W] -> [C, W, V'] the next token's log-probabilities after each node,
+    constrained to its children."""
+    c, width = node.shape
+    logits = model.head(params, hid.reshape(c * width, -1))  # [C * W, V']
+    return jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
+                              ).reshape(c, width, -1)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "eos_id"))
 def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
                      depth, node, parent_slot, visible, head_token, eos_id: int):
@@ -149,14 +169,9 @@ def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.Sha
     log-probability of its token at its parent (the prompt's `first` logits where the parent is the root), that of EOS
     after its node (-inf where it has no EOS child; not finite at a leaf), and the rerank head's logit of
     `head_token` at the slot (read after a fed EOS leaf). Each slot sees the prompt and its ancestors only."""
-    c, width = tokens.shape
-    real = tokens >= 0
-    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
-                           next_pos[:, None] + depth, llama.init_cache(model.cfg, c, width), 0,
-                           visible & real[:, None, :], return_hidden=True, shared=(shared,))  # [C, W, D]
-    logits = model.head(params, hid.reshape(c * width, -1))  # [C * W, V']
-    own = jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
-                             ).reshape(c, width, -1)  # the distribution after each slot's node
+    c = tokens.shape[0]
+    hid = _tree_hidden(model, params, shared, next_pos, tokens, depth, visible)
+    own = _after_nodes(model, params, trie, hid, node)
     root = jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, jnp.zeros(1, jnp.int32)), first, NEG_INF),
                               axis=-1)[0]  # [V'] after the prompt
     tok = jnp.maximum(tokens, 0)
@@ -173,13 +188,8 @@ def _tree_next_logprobs(model: decoding.StepModel, params, shared: llama.SharedK
                         node, visible):
     """Tree rows (C rows of W slots, every node fed) after one prompt -> [C, W, V'] float32: the log-probabilities of
     the next token after each slot's node, constrained to its children (`_next_logprobs` for every slot at once)."""
-    c, width = tokens.shape
-    hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
-                           next_pos[:, None] + depth, llama.init_cache(model.cfg, c, width), 0,
-                           visible & (tokens >= 0)[:, None, :], return_hidden=True, shared=(shared,))
-    logits = model.head(params, hid.reshape(c * width, -1))
-    return jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
-                              ).reshape(c, width, -1)
+    return _after_nodes(model, params, trie, _tree_hidden(model, params, shared, next_pos, tokens, depth, visible),
+                        node)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,17 +432,16 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     tree = _layout(layout) == "tree"
 
     def score_in_full(block: np.ndarray) -> float:
-        tokens, from_nodes = path_tokens(host_trie, paths, block)
-        if tree and head_token is None:
-            full[block] = score_tree(model, params, encoded, host_trie, trie, nodes[block])
-        elif tree:
-            full[block], head[block] = score_tree(model, params, encoded, host_trie, trie, nodes[block],
-                                                  head_token=head_token).T
-        elif head_token is None:
-            full[block] = score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows)
+        if tree:
+            got = score_tree(model, params, encoded, host_trie, trie, nodes[block], head_token=head_token)
         else:
-            full[block], head[block] = score_paths_and_head(model, params, encoded, trie, tokens, from_nodes,
-                                                            head_token, chunk=rows).T
+            tokens, from_nodes = path_tokens(host_trie, paths, block)
+            got = (score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows) if head_token is None
+                   else score_paths_and_head(model, params, encoded, trie, tokens, from_nodes, head_token, chunk=rows))
+        if head_token is None:
+            full[block] = got
+        else:
+            full[block], head[block] = got.T
         scored[block] = True
         got = full[scored] + correction[scored]
         return float(np.partition(got, len(got) - k)[len(got) - k]) if len(got) >= k else -np.inf

@@ -74,12 +74,11 @@ def pack(trie: TrieHost, nodes: np.ndarray, width: int, *, feed_leaves: bool = F
     r = max(len(rows), 1)
     node = np.zeros((r, width), np.int32)
     filled = np.zeros((r, width), bool)
+    parent_slot = np.full((r, width), -1, np.int32)
     for j, members in enumerate(rows):
         node[j, :len(members)] = members
         filled[j, :len(members)] = True
-    # a slot's parent is in its row (every path brings its whole prefix), found by looking the parent node up
-    parent_slot = np.full((r, width), -1, np.int32)
-    for j, members in enumerate(rows):
+        # a slot's parent is in its row (every path brings its whole prefix), found by looking the parent node up
         index = {x: s for s, x in enumerate(members)}
         parent_slot[j, :len(members)] = [index.get(int(trie.parent[x]), -1) for x in members]
     visible = np.zeros((r, width, width), bool)
@@ -90,11 +89,7 @@ def pack(trie: TrieHost, nodes: np.ndarray, width: int, *, feed_leaves: bool = F
         visible[rr[ok], ss[ok], up[ok]] = True
         up = np.where(ok, parent_slot[rr, np.maximum(up, 0)], -1)
     visible[:, np.arange(width), np.arange(width)] = True  # an empty slot sees itself (never an empty softmax)
-    depth = np.zeros((r, width), np.int32)
-    up = np.where(filled, ss, -1)
-    for _ in range(depth_max + 1):  # depth = the number of ancestors in the row
-        up = np.where(up >= 0, parent_slot[rr, np.maximum(up, 0)], -1)
-        depth += (up >= 0)
+    depth = (visible.sum(-1) - 1).astype(np.int32)  # the number of ancestors in the row (0 for an empty slot)
     tokens = np.where(filled, trie.node_token[node], -1).astype(np.int32)
     return TreeRows(tokens=tokens, depth=depth, node=node, parent_slot=parent_slot,
                     visible=visible, row=row_of, slots=slots, eos_slot=eos_slot)
