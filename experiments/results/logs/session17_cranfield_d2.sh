@@ -2,7 +2,7 @@
 # Session 17, rule D's cranfield confirmation, part 2 (part 1: cranfield_d.sh at 9db32f8 trained the head and searched
 # blocks 0-1 of the pool, then was stopped at 03:12 UTC). The rest of the pool is searched from a worktree at 59aaa70,
 # whose exact search packs docids as prefix trees (docid_scoring.score_tree): the same scores up to float rounding
-# (bench_tree_rows_cranfield_k300_head_probe.json: every docid's score within 2e-5 of the row layout's), ~1.3x less
+# (bench_tree_rows_cranfield_k10.json: the prior over every docid within 2.3e-5 of the row layout), ~1.3x less
 # search. rerank_rows.py resumes from the kept blocks (same config, queries and block size). Same commands otherwise.
 cd /work/wt/s17t
 export ZEROGR_DATA=/work/shared/data PYTHONPATH=/work/wt/s17t
