@@ -149,6 +149,51 @@ def test_rows_advancing_independently_give_the_lockstep_loops_docids(strategy):
             check_ranking(host, rows, row, k)
 
 
+def _model_tokens_with_reuse(tokens_row) -> int:
+    """Model steps a row needs when each docid's prefix shared with its previous docid is replayed: a docid of L
+    tokens whose first s nodes are its predecessor's needs L - 1 - min(s, L - 1) (its first token comes from the
+    prompt's logits, and the token after a shared node from the kept logits)."""
+    total, prev = 0, []
+    for toks in tokens_row:
+        path = toks[toks >= 0].tolist()
+        if not path:
+            break
+        shared = next((m for m in range(min(len(path), len(prev))) if path[m] != prev[m]), min(len(path), len(prev)))
+        total += len(path) - 1 - min(shared, len(path) - 1)
+        prev = path
+    return total
+
+
+@pytest.mark.parametrize("strategy", [decoding.ReverseAnnealing(), decoding.Greedy(),
+                                      decoding.Nucleus(top_p=0.9, temperature=1.0)])
+def test_reusing_the_previous_docids_prefix_gives_the_same_docids_with_fewer_model_steps(strategy):
+    """`reuse_prefix`: rows replay the tokens a docid shares with its predecessor from kept logits instead of
+    model steps. Same docids, tokens and log-probabilities as without it (and as lockstep), and the model feeds
+    exactly the tokens that are not shared: fewer than without reuse wherever consecutive docids share a prefix."""
+    rng = np.random.default_rng(5)
+    stems = [list(rng.integers(2, V, 3)) for _ in range(4)]  # deep shared prefixes, so greedy draws follow them
+    seqs = [st + list(rng.integers(2, V, rng.integers(0, 3))) + [EOS] for st in stems for _ in range(6)]
+    seqs += _wide_corpus(n=20, seed=6) + [[EOS], seqs[0]]  # a one-token docid and a shared docid too
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    prompts = PROMPTS + [[2], [5, 6]]
+    for k in (K, host.num_docids + 3):
+        lockstep = decode(host, prompts, 11, strategy, k=k)
+        rows = decode(host, prompts, 11, strategy, k=k, independent_rows=True)
+        reused = decode(host, prompts, 11, strategy, k=k, independent_rows=True, reuse_prefix=True)
+        for out in (rows, reused):
+            np.testing.assert_array_equal(out.docids, lockstep.docids)
+            np.testing.assert_array_equal(out.tokens, lockstep.tokens)
+            np.testing.assert_allclose(out.logprobs, lockstep.logprobs, rtol=1e-6, atol=1e-6)
+        for row in range(len(prompts)):
+            check_ranking(host, reused, row, k)
+            real = rows.tokens[row][rows.docids[row] >= 0]
+            assert rows.fed_tokens[row] == sum(int((t >= 0).sum()) - 1 for t in real)
+            assert reused.fed_tokens[row] == _model_tokens_with_reuse(reused.tokens[row])
+        assert reused.fed_tokens.sum() < rows.fed_tokens.sum()
+    with pytest.raises(ValueError, match="independent_rows"):
+        decode(host, prompts, 11, strategy, reuse_prefix=True)
+
+
 def test_deterministic_given_key_and_independent_of_batch_mates():
     host = build_trie(_wide_corpus(), eos_id=EOS, vocab_size=V, width=W)
     a, b = decode(host, PROMPTS, 11), decode(host, PROMPTS, 11)
@@ -271,10 +316,10 @@ seqs = [list(rng.integers(2, 24, rng.integers(0, 5))) + [1] for _ in range(40)]
 trie = build_trie(seqs, eos_id=1, vocab_size=24, width=3).to_device()
 tokens, mask = left_pad([[3, 4], [5], [6, 7, 8], [9], [2, 2, 2]], 0)
 mesh = sharding.make_mesh(sharding.MeshConfig(data=-1))
-for strategy in (decoding.ReverseAnnealing(),):
-    args = (HashStubModel(), stub_params(24), tokens, mask, trie, 10, jax.random.key(0), strategy)
-    plain = jax.device_get(decoding.decode_docids(*args))
-    sharded = decoding.decode_docids(*args, mesh=mesh)
+args = (HashStubModel(), stub_params(24), tokens, mask, trie, 10, jax.random.key(0), decoding.ReverseAnnealing())
+plain = jax.device_get(decoding.decode_docids(*args))
+for kw in (dict(), dict(independent_rows=True), dict(independent_rows=True, reuse_prefix=True)):
+    sharded = decoding.decode_docids(*args, mesh=mesh, **kw)
     assert sharded.docids.shape == (5, 10)
     np.testing.assert_array_equal(jax.device_get(sharded.docids), plain.docids)
     np.testing.assert_allclose(jax.device_get(sharded.logprobs), plain.logprobs, rtol=1e-6)
@@ -302,8 +347,14 @@ def test_tiny_llama_compiled_loop_equals_reference():
     seqs = _wide_corpus(n=30, seed=7)
     host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
     tokens, mask = left_pad(PROMPTS, 0)
-    out = jax.device_get(decoding.reverse_annealed_topk(decoding.LlamaStepModel(cfg), params, tokens, mask,
-                                                        host.to_device(), K, jax.random.key(2)))
+    step_model, device_trie = decoding.LlamaStepModel(cfg), host.to_device()
+    out = jax.device_get(decoding.reverse_annealed_topk(step_model, params, tokens, mask, device_trie, K,
+                                                        jax.random.key(2)))
+    for kw in ({"independent_rows": True}, {"independent_rows": True, "reuse_prefix": True}):  # per-row cache slots
+        rows = jax.device_get(decoding.reverse_annealed_topk(step_model, params, tokens, mask, device_trie, K,
+                                                             jax.random.key(2), **kw))
+        np.testing.assert_array_equal(rows.docids, out.docids)
+        np.testing.assert_allclose(rows.logprobs, out.logprobs, rtol=1e-5, atol=1e-5)
 
     full = jax.jit(lambda toks: llama.forward(params, cfg, toks, jnp.arange(16)[None])[0][0])
 

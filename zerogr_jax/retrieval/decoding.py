@@ -235,6 +235,7 @@ class DocidRanking:
     docids: jax.Array  # [B, K] int32 docid indices in rank order, -1 padding
     logprobs: jax.Array  # [B, K] float32 constrained log-probability at temperature 1, -inf at padding
     tokens: jax.Array  # [B, K, L] int32 docid tokens (EOS included), -1 padding
+    fed_tokens: Any = None  # [B] int32 docid tokens the model fed per row (rows advancing independently only)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -302,16 +303,20 @@ class _Ranking:
 
 def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask: jax.Array,
                      row_keys: jax.Array, trie: Trie, temperatures: jax.Array, top_p: jax.Array, *,
-                     num_docids: int, use_top_p: bool = False, independent_rows: bool = False) -> DocidRanking:
+                     num_docids: int, use_top_p: bool = False, independent_rows: bool = False,
+                     reuse_prefix: bool = False) -> DocidRanking:
     """K = num_docids iterations, each sampling one complete docid at temperatures[i] and removing it.
 
     prompt_tokens/mask [B, P] left-padded; row_keys [B] PRNG keys; temperatures [K] f32; top_p [] f32.
     `independent_rows`: every row starts its next docid as soon as its last one ends (`_independent_rows`), instead
     of every iteration waiting for the batch's longest docid; the same docids either way (each row's draws depend
-    only on its own iteration, depth and earlier docids). Off by default: side by side on the idle CPU it was 1.01x
-    (scifact titles, K = 10, batch 16, full vocabulary; BENCHMARKS.md): the steps it saves (a mean docid of 19.5
-    tokens against a longest of 25) are spent on a second first-token draw in about half the steps, and it writes
-    the cache with a scatter where lockstep uses one dynamic slice. Pure: jit it (see `compile_decoder`).
+    only on its own iteration, depth and earlier docids). Side by side on the idle CPU (BENCHMARKS.md): 1.38x on a
+    trained retriever's keyword docids with the compact head (med, K = 10, batch 30), 1.01x on the untrained model's
+    scifact titles with the full vocabulary (session 13's loop). Off by default here (lockstep writes the cache with
+    one dynamic slice, this loop with a per-row scatter); `SearchConfig.independent_rows` turns it on for search.
+    `reuse_prefix` (rows advancing independently only) skips the model steps of the tokens a docid shares with the
+    row's previous docid (`_independent_rows`); the same docids again, and 1.02x on that med retriever (2 % of the
+    tokens are shared). Pure: jit it (see `compile_decoder`).
     """
     b, p = prompt_tokens.shape
     depth, k = trie.max_depth, num_docids
@@ -320,9 +325,11 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     if first_logits.shape[-1] != trie.vocab_size:
         raise ValueError(f"model vocabulary {first_logits.shape[-1]} != trie vocabulary {trie.vocab_size}")
     prompt_kv = jnp.concatenate([prompt_mask, jnp.zeros((b, cache_len - p), bool)], axis=1)  # [B, S]
+    if reuse_prefix and not independent_rows:
+        raise ValueError("reuse_prefix needs independent_rows=True (a row replays its shared prefix on its own)")
     if independent_rows:
         return _independent_rows(model, params, first_logits, cache, next_pos, prompt_kv, p, row_keys, trie,
-                                 temperatures, top_p, num_docids=k, use_top_p=use_top_p)
+                                 temperatures, top_p, num_docids=k, use_top_p=use_top_p, reuse_prefix=reuse_prefix)
     slots = jnp.arange(cache_len)
     rows = jnp.arange(b)
 
@@ -374,20 +381,32 @@ class _Rows:
     j: jax.Array  # [B] tokens sampled so far of its current docid (0: its first token is still to be drawn)
     token: jax.Array  # [B] its last sampled token
     logprob: jax.Array  # [B] of its current docid so far
+    match: jax.Array  # [B] its current docid's nodes so far are its previous docid's (False when j == 0)
     docids: jax.Array  # [B, K]
     logprobs: jax.Array  # [B, K]
     paths: jax.Array  # [B, K, L] node ids
+    fed: jax.Array  # [B] docid tokens the model has fed for the row (its share of the model steps)
+    depth_logits: Any  # [B, L, V] f32 (reuse_prefix only, else None): row b's logits for its token at depth j
     cache: Any
 
 
 def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, prompt_kv, p: int, row_keys,
-                      trie: Trie, temperatures, top_p, *, num_docids: int, use_top_p: bool) -> DocidRanking:
+                      trie: Trie, temperatures, top_p, *, num_docids: int, use_top_p: bool,
+                      reuse_prefix: bool = False) -> DocidRanking:
     """`iterative_decode` with rows advancing independently: one `lax.while_loop` over model steps in which row b is
     at its own iteration i_b and depth j_b, writes its token at its own slot (`p + j_b - 1`: the cache index is [B])
     and, on reaching a leaf, records the docid and draws the first token of docid i_b + 1 from the prompt's logits
-    in the next step. Steps taken = the longest row's total docid length, not the sum over iterations of the
-    batch's longest docid. Draws use the same keys (fold_in(fold_in(key_b, i_b), j_b)), temperatures[i_b] and
-    removals as the lockstep loop, so each row gets the docids it gets there."""
+    without waiting for a model step. Steps taken = the longest row's total docid length, not the sum over
+    iterations of the batch's longest docid. Draws use the same keys (fold_in(fold_in(key_b, i_b), j_b)),
+    temperatures[i_b] and removals as the lockstep loop, so each row gets the docids it gets there.
+
+    `reuse_prefix`: a docid that starts down its predecessor's path (reverse annealing's near-greedy iterations do:
+    the docid just produced is removed, so the next one often leaves its path only near the end) needs no model
+    step for the shared part. Slot p + d of the row's cache still holds the KV of the shared token at depth d, and
+    the logits the model gave after it are kept per row and depth (`depth_logits`, [B, L, V] f32: 3 MB per row at
+    L = 16 and SmolLM2's 49,152 tokens), so the row draws those tokens again from the kept logits, with the same
+    keys, in the loop between model steps; it takes a model step only from the first token where its path leaves
+    its predecessor's. The draws see the same logits, so the docids are those of the loop without reuse."""
     b, k = first_logits.shape[0], num_docids
     depth, cache_len = trie.max_depth, prompt_kv.shape[1]
     slots, rows = jnp.arange(cache_len), jnp.arange(b)
@@ -398,41 +417,59 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
 
     def place(st: _Rows, live, token, logp, child) -> _Rows:  # live rows take `token` as token j_b of docid i_b
         i = jnp.minimum(st.i, k - 1)
+        at = jnp.minimum(st.j, depth - 1)
         leaf = jnp.where(live, trie.node_docid[child], -1)
         logprob = jnp.where(st.j == 0, 0.0, st.logprob) + logp
         end = leaf >= 0
+        followed = jnp.where(st.j == 0, st.i > 0, st.match) & (child == st.paths[rows, jnp.maximum(i - 1, 0), at])
         return _Rows(i=st.i + end, j=jnp.where(end, 0, st.j + live), token=jnp.where(live, token, st.token),
                      logprob=jnp.where(live, logprob, st.logprob),
+                     match=jnp.where(live, followed & ~end, st.match),
                      docids=st.docids.at[rows, i].set(jnp.where(end, leaf, st.docids[rows, i])),
                      logprobs=st.logprobs.at[rows, i].set(jnp.where(end, logprob, st.logprobs[rows, i])),
-                     paths=st.paths.at[rows, i, jnp.minimum(st.j, depth - 1)].set(
-                         jnp.where(live, child, st.paths[rows, i, jnp.minimum(st.j, depth - 1)])),
-                     cache=st.cache)
+                     paths=st.paths.at[rows, i, at].set(jnp.where(live, child, st.paths[rows, i, at])),
+                     fed=st.fed, depth_logits=st.depth_logits, cache=st.cache)
 
     def active(st: _Rows):  # [B] rows with docids left to find (the old loop's `exhausted` rows stop here)
         return (st.i < k) & (jnp.sum(st.docids >= 0, axis=1) < trie.count[0])
 
-    def start(st: _Rows) -> _Rows:  # rows at a docid's start draw its first token from the prompt's logits
-        need = active(st) & (st.j == 0)
-        return jax.lax.cond(jnp.any(need), lambda st: place(st, need, *choose(first_logits, jnp.zeros_like(st.j),
-                                                                                     st)), lambda st: st, st)
+    def node_of(st: _Rows):  # [B] the node a row's next token hangs from (the root at j == 0)
+        return jnp.where(st.j == 0, 0, st.paths[rows, jnp.minimum(st.i, k - 1), jnp.maximum(st.j - 1, 0)])
 
-    def step(st: _Rows) -> _Rows:
-        st = start(st)
-        mid = active(st) & (st.j > 0)  # a row whose first token was a leaf (a one-token docid) waits a step
-        slot = p + jnp.maximum(st.j - 1, 0)  # its previous token's slot (rows not mid-docid write a dead slot)
+    def without_model(st: _Rows):  # [B] rows whose next draw needs no model step
+        return active(st) & ((st.j == 0) | st.match) if reuse_prefix else active(st) & (st.j == 0)
+
+    def draw_known(st: _Rows) -> _Rows:  # first tokens from the prompt's logits, shared ones from the kept logits
+        logits = first_logits
+        if reuse_prefix:
+            kept = st.depth_logits[rows, jnp.minimum(st.j, depth - 1)]
+            logits = jnp.where((st.j == 0)[:, None], first_logits, kept)
+        return place(st, without_model(st), *choose(logits, node_of(st), st))
+
+    def catch_up(st: _Rows) -> _Rows:
+        return jax.lax.while_loop(lambda st: jnp.any(without_model(st)), draw_known, st)
+
+    def step(st: _Rows) -> _Rows:  # every active row is mid-docid and off its predecessor's path here
+        mid = active(st)
+        slot = p + jnp.maximum(st.j - 1, 0)  # its previous token's slot (inactive rows write a dead slot)
         kv_mask = prompt_kv | ((slots[None, :] >= p) & (slots[None, :] <= slot[:, None]))
         logits, cache = model.step(params, st.cache, st.token[:, None], (next_pos + st.j - 1)[:, None], slot,
                                    kv_mask)
-        node = jnp.maximum(st.paths[rows, jnp.minimum(st.i, k - 1), jnp.maximum(st.j - 1, 0)], 0)
-        return place(st.replace(cache=cache), mid, *choose(logits, node, st))
+        kept = st.depth_logits
+        if reuse_prefix:
+            at = jnp.minimum(st.j, depth - 1)
+            kept = kept.at[rows, at].set(jnp.where(mid[:, None], logits, kept[rows, at]))
+        st = st.replace(cache=cache, fed=st.fed + mid, depth_logits=kept)
+        return catch_up(place(st, mid, *choose(logits, node_of(st), st)))
 
     init = _Rows(i=jnp.zeros((b,), jnp.int32), j=jnp.zeros((b,), jnp.int32), token=jnp.zeros((b,), jnp.int32),
-                 logprob=jnp.zeros((b,), jnp.float32), docids=jnp.full((b, k), -1, jnp.int32),
-                 logprobs=jnp.full((b, k), NEG_INF, jnp.float32), paths=jnp.full((b, k, depth), -1, jnp.int32),
+                 logprob=jnp.zeros((b,), jnp.float32), match=jnp.zeros((b,), bool),
+                 docids=jnp.full((b, k), -1, jnp.int32), logprobs=jnp.full((b, k), NEG_INF, jnp.float32),
+                 paths=jnp.full((b, k, depth), -1, jnp.int32), fed=jnp.zeros((b,), jnp.int32),
+                 depth_logits=jnp.zeros((b, depth, first_logits.shape[-1]), jnp.float32) if reuse_prefix else None,
                  cache=cache)
-    st = jax.lax.while_loop(lambda st: jnp.any(active(st)), step, start(init))
-    return DocidRanking(docids=st.docids, logprobs=st.logprobs, tokens=_path_tokens(trie, st.paths))
+    st = jax.lax.while_loop(lambda st: jnp.any(active(st)), step, catch_up(init))
+    return DocidRanking(docids=st.docids, logprobs=st.logprobs, tokens=_path_tokens(trie, st.paths), fed_tokens=st.fed)
 
 
 def _path_tokens(trie: Trie, paths: jax.Array) -> jax.Array:
@@ -526,11 +563,13 @@ def beam_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask:
 # ----------------------------------------------------------------------------------------------------------------
 # Host entry points: compile once per (model, K, strategy kind), shard the batch, pad it to the mesh
 # ----------------------------------------------------------------------------------------------------------------
-@functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p", "independent_rows"))
+@functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p", "independent_rows",
+                                             "reuse_prefix"))
 def _iterative_jit(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p, *, num_docids,
-                   use_top_p, independent_rows=False):
+                   use_top_p, independent_rows=False, reuse_prefix=False):
     return iterative_decode(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p,
-                            num_docids=num_docids, use_top_p=use_top_p, independent_rows=independent_rows)
+                            num_docids=num_docids, use_top_p=use_top_p, independent_rows=independent_rows,
+                            reuse_prefix=reuse_prefix)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_beams"))
@@ -559,13 +598,15 @@ def _put_batch(mesh: Mesh | None, *arrays):
 
 def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                   rng: jax.Array, strategy: Strategy = ReverseAnnealing(), *, mesh: Mesh | None = None,
-                  key_offset: int = 0, independent_rows: bool = False) -> DocidRanking:
+                  key_offset: int = 0, independent_rows: bool = False, reuse_prefix: bool = False
+                  ) -> DocidRanking:
     """K ranked docids per query with the chosen strategy; prompt_tokens/mask [B, P] left-padded.
 
     With a mesh, the batch is padded to a multiple of the data-parallel size and sharded over it; the trie and
     (unless already placed) the params are replicated. `key_offset` is the index of row 0 in the whole query set,
     so batching a query set differently does not change any query's docids. `independent_rows=True` lets each row
-    start its next docid when its last one ends (`iterative_decode`; same docids).
+    start its next docid when its last one ends (`iterative_decode`; same docids); `reuse_prefix=True` with it
+    skips the model steps of each docid's prefix shared with the row's previous docid (same docids again).
     """
     prompt_tokens = np.asarray(prompt_tokens, np.int32)
     prompt_mask = np.asarray(prompt_mask, bool)
@@ -587,15 +628,16 @@ def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Tr
         top_p = getattr(strategy, "top_p", 1.0)
         out = _iterative_jit(model, params, tokens, mask, keys, trie,
                              jnp.asarray(strategy.temperatures(num_docids)), jnp.asarray(top_p, jnp.float32),
-                             num_docids=num_docids, use_top_p=top_p < 1.0, independent_rows=independent_rows)
+                             num_docids=num_docids, use_top_p=top_p < 1.0, independent_rows=independent_rows,
+                             reuse_prefix=reuse_prefix)
     return jax.tree.map(lambda x: x[:b], out) if padded != b else out
 
 
 def reverse_annealed_topk(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                           rng: jax.Array, t_max: float = 1.5, sigmoid_k: float = 10.0, m: float = 0.1, *,
-                          mesh: Mesh | None = None, key_offset: int = 0, independent_rows: bool = False
-                          ) -> DocidRanking:
+                          mesh: Mesh | None = None, key_offset: int = 0, independent_rows: bool = False,
+                          reuse_prefix: bool = False) -> DocidRanking:
     """ZeroGR's decoding: K docids per query, iteration i at t_i (see `reverse_annealing_temperatures`)."""
     return decode_docids(model, params, prompt_tokens, prompt_mask, trie, num_docids, rng,
                          ReverseAnnealing(t_max, sigmoid_k, m), mesh=mesh, key_offset=key_offset,
-                         independent_rows=independent_rows)
+                         independent_rows=independent_rows, reuse_prefix=reuse_prefix)
