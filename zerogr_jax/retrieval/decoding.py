@@ -400,9 +400,9 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
     iterations of the batch's longest docid. Draws use the same keys (fold_in(fold_in(key_b, i_b), j_b)),
     temperatures[i_b] and removals as the lockstep loop, so each row gets the docids it gets there.
 
-    `reuse_prefix`: a docid that starts down its predecessor's path (reverse annealing's near-greedy iterations do:
-    the docid just produced is removed, so the next one often leaves its path only near the end) needs no model
-    step for the shared part. Slot p + d of the row's cache still holds the KV of the shared token at depth d, and
+    `reuse_prefix`: a docid that starts down its predecessor's path needs no model step for the shared part (the
+    hope was that reverse annealing's near-greedy early iterations share long prefixes; measured, they rarely do:
+    2 % of the tokens on a trained med retriever at K = 10, BENCHMARKS.md, session 18). Slot p + d of the row's cache still holds the KV of the shared token at depth d, and
     the logits the model gave after it are kept per row and depth (`depth_logits`, [B, L, V] f32: 3 MB per row at
     L = 16 and SmolLM2's 49,152 tokens), so the row draws those tokens again from the kept logits, with the same
     keys, in the loop between model steps; it takes a model step only from the first token where its path leaves
