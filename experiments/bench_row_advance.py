@@ -57,6 +57,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", help="a finished `zerogr run` directory: decode with its retriever and trie")
     ap.add_argument("--collection", help="the workdir's collection (its judged queries)")
     args = ap.parse_args(argv)
+    if bool(args.workdir) != bool(args.collection):
+        ap.error("--workdir and --collection go together (a finished run and its collection's judged queries)")
     started, load_start = time.time(), os.getloadavg()
     if args.workdir:
         step_model, params, trie, prompts, pad = _finished_run_inputs(args.workdir, args.collection,
