@@ -54,19 +54,22 @@ def batches(prompts, batch: int, pad_id: int, multiple: int = 32):
     return out
 
 
-def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype: str) -> list[dict]:
-    """Rows for zerogr-jax at `batch`, zerogr-jax at batch 1 and the reference, the three alternating (docstring)."""
+def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype: str, *, batch1: bool = True,
+                independent_rows: bool = False) -> list[dict]:
+    """Rows for zerogr-jax at `batch`, zerogr-jax at batch 1 (unless not `batch1`) and the reference, alternating
+    (docstring)."""
     step_model = decoding.LlamaStepModel(model.cfg)
     rng = jax.random.key(0)
     chunks, singles = batches(inputs.prompts, batch, inputs.eos_id), batches(inputs.prompts, 1, inputs.eos_id)
 
     def call(tokens, mask, offset):
         start = time.perf_counter()
-        out = decoding.reverse_annealed_topk(step_model, model.params, tokens, mask, trie, k, rng, key_offset=offset)
+        out = decoding.reverse_annealed_topk(step_model, model.params, tokens, mask, trie, k, rng, key_offset=offset,
+                                             independent_rows=independent_rows)
         docids = np.asarray(out.docids)
         return docids, time.perf_counter() - start
 
-    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1]}
+    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1] if batch1 else 0.0}
     ref = None
     if ref_queries:
         from reference_decode_torch import ReferenceDecoder
@@ -78,9 +81,10 @@ def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype
         times["batch"].append(seconds)
         produced["batch"] += int(np.sum(docids[:real] >= 0))
         for q in range(offset, min(offset + real, ref_queries)):
-            docids, seconds = call(*singles[q][:2], q)
-            times["one"].append(seconds)
-            produced["one"] += int(np.sum(docids >= 0))
+            if batch1:
+                docids, seconds = call(*singles[q][:2], q)
+                times["one"].append(seconds)
+                produced["one"] += int(np.sum(docids >= 0))
             if ref is not None:
                 found, seconds = ref.decode(inputs.prompts[q])
                 times["ref"].append(seconds)
@@ -94,7 +98,7 @@ def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype
         rows.append(dict(engine=f"zerogr-jax reverse_annealed_topk, batch {b}", dtype=model.cfg.dtype, batch=b,
                          queries=queries, k=k, docids=produced[name], seconds=round(total, 2),
                          s_per_query=round(total / queries, 3), docids_per_s=round(produced[name] / total, 2),
-                         first_call_s=round(first[name], 2),
+                         first_call_s=round(first[name], 2), independent_rows=independent_rows,
                          compile_s=round(first[name] - float(np.median(times[name])), 2),
                          prompt_len=int(chunks[0][0].shape[1])))
     if times["ref"]:
@@ -256,6 +260,11 @@ def main(argv=None):
     ap.add_argument("--dtypes", nargs="+", default=["float32"])
     ap.add_argument("--ref-queries", type=int, default=4,
                     help="queries (the first ones) also decoded by the reference and by jax at batch 1 (0 = neither)")
+    ap.add_argument("--skip-batch1", action="store_true",
+                    help="the reference still decodes --ref-queries, zerogr-jax at batch 1 does not (its row is kept "
+                         "from a run without this flag)")
+    ap.add_argument("--independent-rows", action="store_true",
+                    help="zerogr-jax rows advance independently (the search default since session 18); else lockstep")
     ap.add_argument("--max-docid-tokens", type=int, default=24)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--skip-overhead", action="store_true")
@@ -277,7 +286,8 @@ def main(argv=None):
             trie = host.to_device()
         if not args.only_overhead:
             for k in args.k:
-                for row in alternating(model, inputs, trie, k, args.batch, args.ref_queries, dtype):
+                for row in alternating(model, inputs, trie, k, args.batch, args.ref_queries, dtype,
+                                       batch1=not args.skip_batch1, independent_rows=args.independent_rows):
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         if not args.skip_overhead:
