@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import pytest
@@ -44,13 +45,15 @@ def test_experiment_configs_construct(name):
 
 
 def test_rerank_head_recipe_resolves_to_the_measured_settings():
-    """experiments/configs/rerank_head.py (RESULTS.md, sessions 13, 15 and 17): the main job's pipeline, its train
-    overrides valid on the named train config, the head's search depth and mix."""
+    """experiments/configs/rerank_head.py (RESULTS.md, sessions 13, 15, 17 and 19): the main job's pipeline with four
+    spans per document, its train overrides valid on the named train config, the head's search depth and mix."""
     from zerogr_jax.pipeline import PipelineConfig
 
     recipe = config_lib.load_config_file(REPO / "experiments" / "configs" / "rerank_head.py")
     assert isinstance(recipe, PipelineConfig) and recipe.search.prior_weight == 0.5
     assert (recipe.search.rerank_depth, recipe.search.rerank_mix) == (300, "zsum")
+    main_job = config_lib.load_config_file(REPO / "experiments" / "configs" / "demo_med.py")
+    assert recipe.index == dataclasses.replace(main_job.index, span_queries=4)  # rule G: only the spans differ
     train = config_lib.override(config_lib.load_config_file(REPO / recipe.train_config), list(recipe.train_overrides))
     assert (train.train.rank_score, train.train.rank_every, train.data.negatives) == ("head", 1, 7)
 
