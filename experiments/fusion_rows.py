@@ -76,7 +76,7 @@ def main(argv=None) -> None:
         f"the generative run fused with BM25 on {args.collection}, and the generative run alone, against BM25",
         out["results"], started=started,
         extra={"baseline": str(bm25_path), "run": str(run_path), "queries": out["queries"], "depth": args.depth,
-               "fusion": {label: path for label, path in paths.items()},
+               "fusion": paths,
                "weights": {"rrf_k": 60, "rrf_generative": args.weights, "zscore_generative": args.zscore_weights,
                            "bm25": 1}}))
     summary = {"bm25": next(iter(out["results"].values()))["nDCG@10"]["mean_a"]}
