@@ -46,12 +46,12 @@ def main(argv=None) -> None:
             return out
         return run
 
-    # (model, params, first, shared, next_pos, trie, tokens, ...): the slots are tokens.size
-    for name, attr in (("prompt", "_prompt_pass"), ("bounds", "_next_logprobs"), ("full", "_score_rows"),
-                       ("full", "_score_tree_rows"), ("full", "_score_head_rows")):
-        fn = getattr(docid_scoring, attr)
-        slots = (lambda *a, **kw: int(a[2].size)) if attr == "_prompt_pass" else (lambda *a, **kw: int(a[6].size))
-        setattr(docid_scoring, attr, phase(name, fn, slots))
+    # the slots are the size of the tokens argument: its position in each program's arguments
+    for name, attr, tokens_arg in (("prompt", "_prompt_pass", 2), ("bounds", "_next_logprobs", 6),
+                                   ("bounds", "_tree_next_logprobs", 5), ("full", "_score_rows", 6),
+                                   ("full", "_score_tree_rows", 6), ("full", "_score_head_rows", 6)):
+        setattr(docid_scoring, attr, phase(name, getattr(docid_scoring, attr),
+                                           lambda *a, _i=tokens_arg, **kw: int(a[_i].size)))
     started = time.time()
     compile_s = collections.Counter()
     jax.monitoring.register_event_duration_secs_listener(lambda event, secs, **_: compile_s.update({event: secs}))
