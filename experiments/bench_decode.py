@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.decode_setup import DEFAULT_DATA, scifact_inputs
-from zerogr_jax import atomic_files, sampling
+from zerogr_jax import atomic_files
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.models.loading import load_model
 from zerogr_jax.tokenization import left_pad
@@ -55,31 +55,39 @@ def batches(prompts, batch: int, pad_id: int, multiple: int = 32):
 
 
 def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype: str, *, batch1: bool = True,
-                independent_rows: bool = False) -> list[dict]:
+                independent_rows: bool = False, dense: bool = False) -> list[dict]:
     """Rows for zerogr-jax at `batch`, zerogr-jax at batch 1 (unless not `batch1`) and the reference, alternating
-    (docstring)."""
+    (docstring). `dense`: zerogr-jax at `batch` with every draw over the whole vocabulary (`dense_draws`, the loop
+    before session 20) too, right after each chunk's call, on the same chunk; its docids must be the same."""
     step_model = decoding.LlamaStepModel(model.cfg)
     rng = jax.random.key(0)
     chunks, singles = batches(inputs.prompts, batch, inputs.eos_id), batches(inputs.prompts, 1, inputs.eos_id)
 
-    def call(tokens, mask, offset):
+    def call(tokens, mask, offset, dense_draws=False):
         start = time.perf_counter()
         out = decoding.reverse_annealed_topk(step_model, model.params, tokens, mask, trie, k, rng, key_offset=offset,
-                                             independent_rows=independent_rows)
+                                             independent_rows=independent_rows, dense_draws=dense_draws)
         docids = np.asarray(out.docids)
         return docids, time.perf_counter() - start
 
-    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1] if batch1 else 0.0}
+    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1] if batch1 else 0.0,
+             "dense": call(*chunks[0][:2], 0, True)[1] if dense else 0.0}
     ref = None
     if ref_queries:
         from reference_decode_torch import ReferenceDecoder
         ref = ReferenceDecoder(inputs, k, dtype, threads=os.cpu_count())
-    times = {"batch": [], "one": [], "ref": []}
-    produced = {"batch": 0, "one": 0, "ref": 0}
+    times = {"batch": [], "one": [], "ref": [], "dense": []}
+    produced = {"batch": 0, "one": 0, "ref": 0, "dense": 0}
+    same_as_dense = True
     for tokens, mask, real, offset in chunks:
         docids, seconds = call(tokens, mask, offset)
         times["batch"].append(seconds)
         produced["batch"] += int(np.sum(docids[:real] >= 0))
+        if dense:
+            dense_docids, seconds = call(tokens, mask, offset, True)
+            times["dense"].append(seconds)
+            produced["dense"] += int(np.sum(dense_docids[:real] >= 0))
+            same_as_dense &= bool(np.array_equal(dense_docids[:real], docids[:real]))
         for q in range(offset, min(offset + real, ref_queries)):
             if batch1:
                 docids, seconds = call(*singles[q][:2], q)
@@ -91,16 +99,21 @@ def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype
                 produced["ref"] += len(found)
     n = len(inputs.prompts)
     rows = []
-    for name, queries, b in (("batch", n, batch), ("one", len(times["one"]), 1)):
+    for name, queries, b in (("batch", n, batch), ("one", len(times["one"]), 1), ("dense", n, batch)):
         if not times[name]:
             continue
         total = sum(times[name])
-        rows.append(dict(engine=f"zerogr-jax reverse_annealed_topk, batch {b}", dtype=model.cfg.dtype, batch=b,
+        label = ", dense draws" if name == "dense" else ""
+        rows.append(dict(engine=f"zerogr-jax reverse_annealed_topk, batch {b}{label}", dtype=model.cfg.dtype, batch=b,
+                         draws="dense" if name == "dense" else "sparse",
                          queries=queries, k=k, docids=produced[name], seconds=round(total, 2),
                          s_per_query=round(total / queries, 3), docids_per_s=round(produced[name] / total, 2),
                          first_call_s=round(first[name], 2), independent_rows=independent_rows,
                          compile_s=round(first[name] - float(np.median(times[name])), 2),
                          prompt_len=int(chunks[0][0].shape[1])))
+    if times["dense"]:
+        rows[0].update(same_docids_as_dense=same_as_dense,
+                       speedup_vs_dense=round(sum(times["dense"]) / sum(times["batch"]), 2))
     if times["ref"]:
         total = sum(times["ref"])
         rows.append(dict(engine="transformers.generate + prefix_allowed_tokens_fn, batch 1", dtype=dtype, batch=1,
@@ -158,8 +171,11 @@ def roofline(cfg, batch: int, rounds: int = 10) -> dict:
     return dict(matmul_only_ms=round(1e3 * best, 2), matmul_gflops_per_s=round(flops / best / 1e9, 1))
 
 
-def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *, constrained: bool, k: int):
-    """n_steps decode steps of the real loop's per-token work, with or without the trie (cycling docid slots)."""
+def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *, constrained: bool, k: int,
+               dense_draws: bool = False):
+    """n_steps decode steps of the real loop's per-token work, with or without the trie (cycling docid slots). The
+    constrained step draws as the loop does (`decoding._choose`: among the node's children, or with `dense_draws`
+    over the masked vocabulary); the unconstrained one over the vocabulary (`jax.random.categorical`)."""
     b, p = prompt_tokens.shape
     depth = max(trie.max_depth, 2)
     cache_len = p + depth - 1
@@ -171,16 +187,15 @@ def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *,
 
     def body(j, carry):
         token, node, logits, cache, total = carry
-        keys = jax.vmap(lambda key: jax.random.fold_in(key, j))(keys0)
         if constrained:
             d = jnp.minimum(j % (depth - 1), trie.max_depth - 1)
-            allowed = decoding.remove_exhausted(trie, decoding.children_mask(trie, node), node, paths, d)
-            logits = jnp.where(allowed, logits, sampling.NEG_INF)
-        token = jax.vmap(jax.random.categorical)(keys, logits).astype(jnp.int32)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), token[:, None], -1)[:, 0]
-        if constrained:
-            child = decoding.child_by_token(trie, node, token)
+            token, logp, child = decoding._choose(trie, keys0, logits, node, paths, j, d, jnp.float32(1.0), None,
+                                                  False, dense_draws=dense_draws)
             node = jnp.where(trie.node_docid[child] >= 0, 0, child)  # a finished docid restarts at the root
+        else:
+            keys = jax.vmap(lambda key: jax.random.fold_in(key, j))(keys0)
+            token = jax.vmap(jax.random.categorical)(keys, logits).astype(jnp.int32)
+            logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), token[:, None], -1)[:, 0]
         slot = p + j % (depth - 1)
         kv = prompt_kv | ((slots >= p) & (slots <= slot))[None, :]
         logits, cache = model.step(params, cache, token[:, None], (next_pos + j % (depth - 1))[:, None], slot, kv)
@@ -191,20 +206,18 @@ def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *,
 
 
 def _constraint_loop(trie, logits, rng, n_steps, *, k: int):
-    """The constraint's per-token work alone (mask, removal, masked sampling, child lookup) on fixed logits."""
+    """The constrained draw's per-token work alone (`decoding._choose`: children, removal, draw, child) on fixed
+    logits."""
     b = logits.shape[0]
     paths = jnp.full((b, k, trie.max_depth), -1, jnp.int32)
     keys0 = decoding.row_keys(rng, b)
 
     def body(j, carry):
         node, total = carry
-        keys = jax.vmap(lambda key: jax.random.fold_in(key, j))(keys0)
         d = jnp.minimum(j % trie.max_depth, trie.max_depth - 1)
-        allowed = decoding.remove_exhausted(trie, decoding.children_mask(trie, node), node, paths, d)
-        masked = jnp.where(allowed, logits + total[:, None], sampling.NEG_INF)
-        token = jax.vmap(jax.random.categorical)(keys, masked).astype(jnp.int32)
-        child = decoding.child_by_token(trie, node, token)
-        return jnp.where(trie.node_docid[child] >= 0, 0, child), total + masked[jnp.arange(b), token] * 1e-9
+        _, logp, child = decoding._choose(trie, keys0, logits + total[:, None], node, paths, j, d, jnp.float32(1.0),
+                                          None, False)
+        return jnp.where(trie.node_docid[child] >= 0, 0, child), total + logp * 1e-9
 
     return jax.lax.fori_loop(0, n_steps, body, (jnp.zeros((b,), jnp.int32), jnp.zeros((b,), jnp.float32)))[1]
 
@@ -227,7 +240,8 @@ def step_overhead(model, inputs, trie, k: int, batch: int, steps=(8, 72), rounds
     step_model = decoding.LlamaStepModel(model.cfg)
     tokens, mask, _, _ = batches(inputs.prompts, batch, inputs.eos_id)[0]
     fns = {c: jax.jit(lambda params, tokens, mask, trie, rng, n, c=c: _step_loop(
-        step_model, params, tokens, mask, trie, rng, n, constrained=c, k=k)) for c in (False, True)}
+        step_model, params, tokens, mask, trie, rng, n, constrained=c != "unconstrained", k=k,
+        dense_draws=c == "dense")) for c in ("unconstrained", "constrained", "dense")}
     args = (model.params, tokens, mask, trie, jax.random.key(0))
     for fn in fns.values():
         jax.block_until_ready(fn(*args, steps[0]))  # compile
@@ -242,13 +256,17 @@ def step_overhead(model, inputs, trie, k: int, batch: int, steps=(8, 72), rounds
     limit = roofline(model.cfg, batch)
     cache_len = tokens.shape[1] + max(trie.max_depth, 2) - 1
     flops = step_matmul_flops(model.cfg, batch) + step_attention_flops(model.cfg, batch, cache_len)
-    step_gflops = flops / per_step[False] / 1e9
-    return dict(batch=batch, k=k, unconstrained_ms=round(1e3 * per_step[False], 2),
-                constrained_ms=round(1e3 * per_step[True], 2), ratio=round(per_step[True] / per_step[False], 3),
+    free, bound = per_step["unconstrained"], per_step["constrained"]
+    step_gflops, loop_gflops = flops / free / 1e9, flops / bound / 1e9
+    return dict(batch=batch, k=k, unconstrained_ms=round(1e3 * free, 2),
+                constrained_ms=round(1e3 * bound, 2), ratio=round(bound / free, 3),
+                constrained_dense_draws_ms=round(1e3 * per_step["dense"], 2),
                 constraint_ops_alone_ms=round(1e3 * ops_s, 2),
-                ratio_from_ops=round(1 + ops_s / per_step[False], 3),
+                ratio_from_ops=round(1 + ops_s / free, 3),
                 step_gflops_per_s=round(step_gflops, 1), **limit,
-                step_fraction_of_matmul_limit=round(step_gflops / limit["matmul_gflops_per_s"], 3))
+                step_fraction_of_matmul_limit=round(step_gflops / limit["matmul_gflops_per_s"], 3),
+                constrained_step_gflops_per_s=round(loop_gflops, 1),
+                constrained_step_fraction_of_matmul_limit=round(loop_gflops / limit["matmul_gflops_per_s"], 3))
 
 
 def main(argv=None):
@@ -265,6 +283,9 @@ def main(argv=None):
                          "from a run without this flag)")
     ap.add_argument("--independent-rows", action="store_true",
                     help="zerogr-jax rows advance independently (the search default since session 18); else lockstep")
+    ap.add_argument("--dense-draws", action="store_true",
+                    help="also time zerogr-jax at --batch drawing over the whole vocabulary (the loop before session "
+                         "20), alternating chunk by chunk with the default, and check that the docids are the same")
     ap.add_argument("--max-docid-tokens", type=int, default=24)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--skip-overhead", action="store_true")
@@ -287,7 +308,8 @@ def main(argv=None):
         if not args.only_overhead:
             for k in args.k:
                 for row in alternating(model, inputs, trie, k, args.batch, args.ref_queries, dtype,
-                                       batch1=not args.skip_batch1, independent_rows=args.independent_rows):
+                                       batch1=not args.skip_batch1, independent_rows=args.independent_rows,
+                                       dense=args.dense_draws):
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         if not args.skip_overhead:
@@ -303,7 +325,9 @@ def main(argv=None):
         print(f"constraint overhead {dtype}, batch {o['batch']}: {o['constrained_ms']} ms vs "
               f"{o['unconstrained_ms']} ms per step = {o['ratio']}x; constraint ops alone "
               f"{o['constraint_ops_alone_ms']} ms = {o['ratio_from_ops']}x; step {o['step_gflops_per_s']} GFLOP/s = "
-              f"{o['step_fraction_of_matmul_limit']} of its matmuls alone ({o['matmul_gflops_per_s']} GFLOP/s)")
+              f"{o['step_fraction_of_matmul_limit']} of its matmuls alone ({o['matmul_gflops_per_s']} GFLOP/s); "
+              f"constrained step {o['constrained_step_gflops_per_s']} GFLOP/s = "
+              f"{o['constrained_step_fraction_of_matmul_limit']}; with dense draws {o['constrained_dense_draws_ms']} ms")
     result = dict(command="python experiments/bench_decode.py " + " ".join(argv or sys.argv[1:]),
                   machine=dict(platform=platform.platform(), cpus=os.cpu_count(), device=str(jax.devices()[0]),
                                jax=jax.__version__, loadavg_start=load_start, loadavg_end=os.getloadavg()),

@@ -369,3 +369,56 @@ def test_tiny_llama_compiled_loop_equals_reference():
         check_ranking(host, out, row)
         assert as_tuples(host, out.docids[row]) == want[row]
         np.testing.assert_allclose(out.logprobs[row], want_lp[row], rtol=1e-4, atol=1e-4)
+
+
+def _leaf_paths(host: TrieHost) -> np.ndarray:
+    """[U, max_depth] every docid's nodes, root side first, -1 after its leaf."""
+    out = np.full((host.num_docids, host.max_depth), -1, np.int32)
+    for u in range(host.num_docids):
+        nodes, n = [], int(host.docid_leaf[u])
+        while n > 0:
+            nodes.append(n)
+            n = int(host.parent[n])
+        out[u, :len(nodes)] = nodes[::-1]
+    return out
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8, "per_row"])
+def test_draws_among_the_children_equal_the_dense_draw(temperature):
+    """`_choose` (children gathered W at a time, wide nodes redrawn over the vocabulary in groups of rows) against
+    `_choose_dense` (categorical over the masked vocabulary): the same token and child on every row, the
+    log-probability up to rounding. 64 rows (8 groups of wide rows) at random nodes, deep and at the root, with
+    random docids already produced (exhausted children), over a trie whose nodes are wide and narrow (W = 3)."""
+    rng = np.random.default_rng(0)
+    seqs = _wide_corpus(120, seed=2) + [[11, t, EOS] for t in range(12, 20)]
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    trie = host.to_device()
+    leaf = _leaf_paths(host)
+    b, k = 64, 6
+    paths = np.full((b, k, host.max_depth), -1, np.int32)
+    node, depth = np.zeros(b, np.int32), np.zeros(b, np.int32)
+    for r in range(b):
+        produced = rng.choice(host.num_docids, rng.integers(0, k + 1), replace=False)
+        paths[r, :len(produced)] = leaf[produced]
+        target = rng.choice(np.setdiff1d(np.arange(host.num_docids), produced))  # a docid still to be found
+        m = 0 if r % 4 == 0 else rng.integers(0, (leaf[target] >= 0).sum())  # its node after m tokens
+        node[r], depth[r] = (0 if m == 0 else leaf[target, m - 1]), m
+    assert (host.bitmask_row[node] >= 0).sum() > 8 and (host.bitmask_row[node] < 0).sum() > 8
+    logits = jnp.asarray(rng.normal(size=(b, V)).astype(np.float32))
+    row_keys = decoding.row_keys(jax.random.key(9), b)
+    i = jnp.asarray(rng.integers(0, 5, b), jnp.int32)
+    t = (jnp.asarray(np.where(rng.random(b) < 0.3, 0.0, 1.3), jnp.float32) if temperature == "per_row"
+         else jnp.asarray(temperature, jnp.float32))
+    args = (jnp.asarray(node), jnp.asarray(paths), i, jnp.asarray(depth))
+
+    @jax.jit
+    def both(logits, node, paths, i, j, t):
+        keys = jax.vmap(lambda key, i, j: jax.random.fold_in(jax.random.fold_in(key, i), j))(row_keys, i, j)
+        return (decoding._choose(trie, row_keys, logits, node, paths, i, j, t, None, False),
+                decoding._choose_dense(trie, keys, logits, node, paths, j, t, None, False))
+
+    (tok, logp, child), (want_tok, want_logp, want_child) = jax.device_get(both(logits, *args, t))
+    np.testing.assert_array_equal(tok, want_tok)
+    np.testing.assert_array_equal(child, want_child)
+    np.testing.assert_allclose(logp, want_logp, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(logp).all()

@@ -7,6 +7,9 @@
 * `draw_categorical`: one draw per row by inverting the row's CDF at one uniform number (generation's sampler).
   Docid decoding keeps `jax.random.categorical` on its per-(query, iteration, token) key stream instead: that
   stream is the contract its plain-Python reference reproduces (`decoding.py`'s PRNG note).
+* `categorical_at`: the draw `jax.random.categorical` would make over a whole vocabulary in which only a few
+  tokens are allowed, computing the Gumbel numbers of those tokens only (`gumbel_at`): the same token, at the cost
+  of the allowed set instead of the vocabulary (a trie node has a handful of children; the vocabulary has 49,152).
 * `apply_repetition_penalty`: the HF rule (divide positive logits, multiply negative ones) on seen tokens.
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.extend.random import threefry2x32_p
 
 NEG_INF = -jnp.inf
 
@@ -65,3 +70,34 @@ def draw_categorical(rng: jax.Array, logits: jax.Array) -> jax.Array:
     # rounding in the tail can leave u on a zero-probability (masked) token: take the most probable one instead
     ok = jnp.take_along_axis(probs, token[:, None], axis=-1)[:, 0] > 0
     return jnp.where(ok, token, jnp.argmax(logits, axis=-1))
+
+
+def sparse_draws_match_jax() -> bool:
+    """Whether `gumbel_at` reproduces `jax.random.gumbel` under this process's JAX settings: threefry keys with
+    partitionable bits (element i of a draw depends only on the key and i; JAX's default since 0.5) and the
+    default (low dynamic range) Gumbel. Callers fall back to `jax.random.categorical` otherwise."""
+    return (bool(jax.config.jax_threefry_partitionable) and not jax.config.jax_high_dynamic_range_gumbel
+            and jax.config.jax_default_prng_impl == "threefry2x32")
+
+
+def gumbel_at(key: jax.Array, index: jax.Array) -> jax.Array:
+    """The numbers `jax.random.gumbel(key, (n,))` holds at positions `index` (any shape, each < 2**32), float32,
+    without drawing the other positions: threefry's bits at counter (0, i) for position i, then JAX's uniform
+    (mantissa bits of [1, 2) minus 1, lifted to [tiny, 1)) and -log(-log(u)). Equal bit for bit to the full draw
+    (`tests/test_sampling.py`), provided `sparse_draws_match_jax()`. `key`: one typed or raw (uint32[2]) key."""
+    data = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    count = jnp.asarray(index).astype(jnp.uint32)
+    hi, lo = threefry2x32_p.bind(data[0], data[1], jnp.zeros_like(count), count)
+    mantissa = ((hi ^ lo) >> jnp.uint32(32 - 23)) | jnp.uint32(0x3F800000)  # a float in [1, 2)
+    floats = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
+    tiny = jnp.float32(np.finfo(np.float32).tiny)
+    u = jnp.maximum(tiny, floats * (jnp.float32(1.0) - tiny) + tiny)
+    return -jnp.log(-jnp.log(u))
+
+
+def categorical_at(keys: jax.Array, logits: jax.Array, index: jax.Array) -> jax.Array:
+    """[R] positions into the last axis of `logits` [R, W]: row r's draw of `jax.random.categorical(keys[r], full)`
+    where `full` [n] holds logits[r, w] at token index[r, w] and -inf at every other token. `index` must ascend
+    along each row (ties then go to the lowest token, as argmax over `full` does); positions whose logit is -inf
+    are never drawn. Cost: R x W Gumbel numbers instead of R x n."""
+    return jnp.argmax(jax.vmap(gumbel_at)(keys, index) + logits, axis=-1).astype(jnp.int32)

@@ -23,7 +23,9 @@ PRNG stream (shared with the plain-Python oracle `tests/decoding_reference.py`):
 key_b = fold_in(rng, b); iteration i, token j
 draws with fold_in(fold_in(key_b, i), j) via `jax.random.categorical(key, masked_logits / t_i)` (after the
 nucleus filter when top_p < 1); t_i == 0 is argmax. A query's docids do not depend on the other queries in the
-batch, nor on how the batch is sharded.
+batch, nor on how the batch is sharded. That draw is computed over the node's children only where they fit the trie's
+gather width (`_choose`: the Gumbel numbers of those tokens, `sampling.categorical_at`), which gives the same token as
+the draw over the masked vocabulary at a fraction of its cost.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from zerogr_jax import sampling
 from zerogr_jax.sampling import NEG_INF, nucleus_filter
 from zerogr_jax.retrieval.trie import Trie
 
@@ -126,13 +129,9 @@ def children_mask(trie: Trie, node: jax.Array) -> jax.Array:
     return mask
 
 
-def remove_exhausted(trie: Trie, mask: jax.Array, node: jax.Array, paths: jax.Array, depth: jax.Array
-                     ) -> jax.Array:
-    """Clears, per row, the tokens of children of `node` whose docids were all produced already.
-
-    paths [R, K, L]: node ids of the produced docids (-1 = not produced); the children sit at index `depth` (a
-    scalar, or [R]).
-    """
+def _exhausted(trie: Trie, node: jax.Array, paths: jax.Array, depth: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(cand, exhausted), each [R, K]: the depth-`depth` node of each produced docid (-1 = none) and whether it is a
+    child of `node` whose docids were all produced already (`remove_exhausted`)."""
     r, k = paths.shape[:2]
     depth = jnp.broadcast_to(depth, (r,))  # a scalar, or one depth per row (rows advancing independently)
     at = lambda d: jnp.take_along_axis(paths, jnp.broadcast_to(d[:, None, None], (r, k, 1)), axis=2)[..., 0]  # noqa
@@ -141,9 +140,19 @@ def remove_exhausted(trie: Trie, mask: jax.Array, node: jax.Array, paths: jax.Ar
     through = (cand >= 0) & (prev == node[:, None])  # [R, K] produced docid passes through `node`
     same = (cand[:, :, None] == cand[:, None, :]) & through[:, None, :]  # [R, K, K]
     removed = same.sum(-1)  # [R, K] produced docids below cand
-    safe = jnp.maximum(cand, 0)
-    exhausted = through & (removed >= trie.count[safe])
-    tok = jnp.where(exhausted, trie.node_token[safe], trie.vocab_size)
+    return cand, through & (removed >= trie.count[jnp.maximum(cand, 0)])
+
+
+def remove_exhausted(trie: Trie, mask: jax.Array, node: jax.Array, paths: jax.Array, depth: jax.Array
+                     ) -> jax.Array:
+    """Clears, per row, the tokens of children of `node` whose docids were all produced already.
+
+    paths [R, K, L]: node ids of the produced docids (-1 = not produced); the children sit at index `depth` (a
+    scalar, or [R]).
+    """
+    r = paths.shape[0]
+    cand, exhausted = _exhausted(trie, node, paths, depth)
+    tok = jnp.where(exhausted, trie.node_token[jnp.maximum(cand, 0)], trie.vocab_size)
     return mask.at[jnp.arange(r)[:, None], tok].set(False, mode="drop")
 
 
@@ -265,18 +274,85 @@ def sample_tokens(keys: jax.Array, masked: jax.Array, temperature: jax.Array, to
 
 
 def _choose(trie: Trie, row_keys: jax.Array, logits: jax.Array, node: jax.Array, paths: jax.Array, i, j,
-            temperature, top_p, use_top_p: bool):
+            temperature, top_p, use_top_p: bool, live: jax.Array | None = None, dense_draws: bool = False):
     """One constrained draw per row from logits [B, V] at node [B]: (token, its log-probability at temperature 1,
     the child it leads to), each [B]. i, j (iteration and depth) and temperature: scalars, or [B] for rows at
-    different iterations; row b draws with fold_in(fold_in(key_b, i_b), j_b) either way."""
+    different iterations; row b draws with fold_in(fold_in(key_b, i_b), j_b) either way. `live` [B]: the rows whose
+    draw is used (the others' outputs are unspecified); None = every row.
+
+    A row at a node whose children fit the trie's gather width W draws among those W only (`_choose_children`: W
+    Gumbel numbers instead of V, and a log-softmax over W); rows at the few wider nodes (the root, mostly) draw over
+    the vocabulary, a fixed-size group of rows at a time (`_choose_wide`). Both give the token and child that
+    `jax.random.categorical` over the masked vocabulary gives, so the docids are those of the dense draw
+    (`_choose_dense`, which nucleus sampling keeps); the log-probability agrees up to float rounding (a sum over W
+    instead of V terms, the others exactly 0). `dense_draws` forces the dense draw everywhere (benchmarks)."""
     b = node.shape[0]
-    allowed = remove_exhausted(trie, children_mask(trie, node), node, paths, j)  # [B, V]
-    masked = jnp.where(allowed, logits, NEG_INF)
     keys = jax.vmap(lambda key, i, j: jax.random.fold_in(jax.random.fold_in(key, i), j))(
         row_keys, jnp.broadcast_to(i, (b,)), jnp.broadcast_to(j, (b,)))
+    if dense_draws or use_top_p or not sampling.sparse_draws_match_jax():
+        return _choose_dense(trie, keys, logits, node, paths, j, temperature, top_p, use_top_p)
+    drawn = _choose_children(trie, keys, logits, node, paths, j, temperature)
+    if not trie.bitmask.shape[0]:  # no node is wider than the gather (static)
+        return drawn
+    wide = trie.bitmask_row[node] >= 0
+    return _choose_wide(trie, keys, logits, node, paths, j, temperature, wide if live is None else wide & live,
+                        drawn)
+
+
+def _choose_dense(trie: Trie, keys, logits, node, paths, j, temperature, top_p, use_top_p: bool):
+    """`_choose` over the whole vocabulary: the masked logits [B, V], then `jax.random.categorical` (V Gumbel
+    numbers per row) and a log-softmax over V."""
+    allowed = remove_exhausted(trie, children_mask(trie, node), node, paths, j)  # [B, V]
+    masked = jnp.where(allowed, logits, NEG_INF)
     token = sample_tokens(keys, masked, temperature, top_p, use_top_p)
     logp = jnp.take_along_axis(jax.nn.log_softmax(masked, axis=-1), token[:, None], axis=-1)[:, 0]
     return token, logp, child_by_token(trie, node, token)
+
+
+def _choose_children(trie: Trie, keys, logits, node, paths, j, temperature):
+    """`_choose` among the first W children of each row's node (all of them unless the node is wide): [B, W] logits
+    gathered at the children's tokens (ascending, as the trie stores siblings), exhausted children masked, and
+    `sampling.categorical_at` at those tokens — the draw `jax.random.categorical` makes over the vocabulary."""
+    b = node.shape[0]
+    first = trie.child_start[node]  # [B]
+    slot = first[:, None] + jnp.arange(trie.width)  # [B, W] the children's node ids, in token order
+    valid = slot < trie.child_start[node + 1][:, None]
+    child = jnp.minimum(slot, trie.num_nodes - 1)
+    tok = jnp.where(valid, trie.node_token[child], 0)
+    cand, exhausted = _exhausted(trie, node, paths, j)  # [B, K]
+    gone = jnp.any((cand[:, None, :] == child[:, :, None]) & exhausted[:, None, :], axis=-1)  # [B, W]
+    masked = jnp.where(valid & ~gone, jnp.take_along_axis(logits, tok, axis=1), NEG_INF)  # [B, W]
+    if jnp.ndim(temperature):
+        t = temperature[:, None]
+        drawn = sampling.categorical_at(keys, masked / jnp.where(t > 0, t, 1.0), tok)
+        pos = jnp.where(temperature > 0, drawn, jnp.argmax(masked, axis=-1)).astype(jnp.int32)
+    else:
+        pos = jax.lax.cond(temperature > 0, lambda m: sampling.categorical_at(keys, m / temperature, tok),
+                           lambda m: jnp.argmax(m, axis=-1).astype(jnp.int32), masked)
+    rows = jnp.arange(b)
+    logp = jax.nn.log_softmax(masked, axis=-1)[rows, pos]
+    return tok[rows, pos], logp, child[rows, pos]
+
+
+def _choose_wide(trie: Trie, keys, logits, node, paths, j, temperature, wide, drawn):
+    """`drawn` (token, logp, child: `_choose_children`'s [B] answers) with the rows `wide` [B] redrawn over the
+    vocabulary (`_choose_dense`), G = max(8, B / 8) rows per pass, as many passes as there are groups of wide
+    rows: a batch pays the vocabulary's cost only for the rows at wide nodes."""
+    b = node.shape[0]
+    g = min(b, max(8, b // 8))
+    per_row = lambda x, take: x[take] if jnp.ndim(x) else x  # noqa: E731 (scalars are shared by every row)
+
+    def group(carry):
+        token, logp, child, todo = carry
+        take = jnp.nonzero(todo, size=g, fill_value=-1)[0]
+        take = jnp.where(take >= 0, take, take[0])  # short groups repeat a row: the same draw written twice
+        got = _choose_dense(trie, keys[take], logits[take], node[take], paths[take], per_row(j, take),
+                            per_row(temperature, take), None, False)
+        return (token.at[take].set(got[0]), logp.at[take].set(got[1]), child.at[take].set(got[2]),
+                todo.at[take].set(False))
+
+    token, logp, child, _ = jax.lax.while_loop(lambda c: jnp.any(c[3]), group, (*drawn, wide))
+    return token, logp, child
 
 
 @flax.struct.dataclass
@@ -304,7 +380,7 @@ class _Ranking:
 def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask: jax.Array,
                      row_keys: jax.Array, trie: Trie, temperatures: jax.Array, top_p: jax.Array, *,
                      num_docids: int, use_top_p: bool = False, independent_rows: bool = False,
-                     reuse_prefix: bool = False) -> DocidRanking:
+                     reuse_prefix: bool = False, dense_draws: bool = False) -> DocidRanking:
     """K = num_docids iterations, each sampling one complete docid at temperatures[i] and removing it.
 
     prompt_tokens/mask [B, P] left-padded; row_keys [B] PRNG keys; temperatures [K] f32; top_p [] f32.
@@ -316,7 +392,8 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     one dynamic slice, this loop with a per-row scatter); `SearchConfig.independent_rows` turns it on for search.
     `reuse_prefix` (rows advancing independently only) skips the model steps of the tokens a docid shares with the
     row's previous docid (`_independent_rows`); the same docids again, and 1.02x on that med retriever (2 % of the
-    tokens are shared). Pure: jit it (see `compile_decoder`).
+    tokens are shared). `dense_draws`: every draw over the whole vocabulary, as before session 20 (`_choose`; the
+    same docids, slower at wide batches). Pure: jit it (see `compile_decoder`).
     """
     b, p = prompt_tokens.shape
     depth, k = trie.max_depth, num_docids
@@ -329,12 +406,14 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
         raise ValueError("reuse_prefix needs independent_rows=True (a row replays its shared prefix on its own)")
     if independent_rows:
         return _independent_rows(model, params, first_logits, cache, next_pos, prompt_kv, p, row_keys, trie,
-                                 temperatures, top_p, num_docids=k, use_top_p=use_top_p, reuse_prefix=reuse_prefix)
+                                 temperatures, top_p, num_docids=k, use_top_p=use_top_p, reuse_prefix=reuse_prefix,
+                                 dense_draws=dense_draws)
     slots = jnp.arange(cache_len)
     rows = jnp.arange(b)
 
-    def choose(logits, node, j, i, paths):
-        return _choose(trie, row_keys, logits, node, paths, i, j, temperatures[i], top_p, use_top_p)
+    def choose(logits, node, j, i, paths, live):
+        return _choose(trie, row_keys, logits, node, paths, i, j, temperatures[i], top_p, use_top_p, live,
+                       dense_draws)
 
     def advance(s: _Docid, token, logp, child, i) -> _Docid:
         live = ~s.done
@@ -349,7 +428,7 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
         kv_mask = prompt_kv | ((slots >= p) & (slots <= slot))[None, :]
         logits, cache = model.step(params, s.cache, s.token[:, None], (next_pos + s.j - 1)[:, None], slot, kv_mask)
         node = jnp.maximum(s.paths[rows, i, s.j - 1], 0)  # -1 only on finished rows, whose draws are ignored
-        token, logp, child = choose(logits, node, s.j, i, s.paths)
+        token, logp, child = choose(logits, node, s.j, i, s.paths, ~s.done)
         return advance(s.replace(cache=cache), token, logp, child, i)
 
     def iteration(r: _Ranking) -> _Ranking:
@@ -358,7 +437,7 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
         s = _Docid(j=jnp.zeros((), jnp.int32), token=jnp.zeros((b,), jnp.int32), done=exhausted,
                    logprob=jnp.zeros((b,), jnp.float32), docid=jnp.full((b,), -1, jnp.int32), paths=r.paths,
                    cache=r.cache)
-        token, logp, child = choose(first_logits, jnp.zeros((b,), jnp.int32), 0, i, r.paths)
+        token, logp, child = choose(first_logits, jnp.zeros((b,), jnp.int32), 0, i, r.paths, ~exhausted)
         s = advance(s, token, logp, child, i)
         s = jax.lax.while_loop(lambda s: (s.j < depth) & ~jnp.all(s.done), functools.partial(token_step, i), s)
         return _Ranking(i=i + 1, docids=r.docids.at[:, i].set(s.docid),
@@ -392,7 +471,7 @@ class _Rows:
 
 def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, prompt_kv, p: int, row_keys,
                       trie: Trie, temperatures, top_p, *, num_docids: int, use_top_p: bool,
-                      reuse_prefix: bool = False) -> DocidRanking:
+                      reuse_prefix: bool = False, dense_draws: bool = False) -> DocidRanking:
     """`iterative_decode` with rows advancing independently: one `lax.while_loop` over model steps in which row b is
     at its own iteration i_b and depth j_b, writes its token at its own slot (`p + j_b - 1`: the cache index is [B])
     and, on reaching a leaf, records the docid and draws the first token of docid i_b + 1 from the prompt's logits
@@ -411,9 +490,9 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
     depth, cache_len = trie.max_depth, prompt_kv.shape[1]
     slots, rows = jnp.arange(cache_len), jnp.arange(b)
 
-    def choose(logits, node, st: _Rows):
+    def choose(logits, node, st: _Rows, live):
         return _choose(trie, row_keys, logits, node, st.paths, st.i, st.j, temperatures[jnp.minimum(st.i, k - 1)],
-                       top_p, use_top_p)
+                       top_p, use_top_p, live, dense_draws)
 
     def place(st: _Rows, live, token, logp, child) -> _Rows:  # live rows take `token` as token j_b of docid i_b
         i = jnp.minimum(st.i, k - 1)
@@ -444,7 +523,8 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
         if reuse_prefix:
             kept = st.depth_logits[rows, jnp.minimum(st.j, depth - 1)]
             logits = jnp.where((st.j == 0)[:, None], first_logits, kept)
-        return place(st, without_model(st), *choose(logits, node_of(st), st))
+        live = without_model(st)
+        return place(st, live, *choose(logits, node_of(st), st, live))
 
     def catch_up(st: _Rows) -> _Rows:
         return jax.lax.while_loop(lambda st: jnp.any(without_model(st)), draw_known, st)
@@ -460,7 +540,7 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
             at = jnp.minimum(st.j, depth - 1)
             kept = kept.at[rows, at].set(jnp.where(mid[:, None], logits, kept[rows, at]))
         st = st.replace(cache=cache, fed=st.fed + mid, depth_logits=kept)
-        return catch_up(place(st, mid, *choose(logits, node_of(st), st)))
+        return catch_up(place(st, mid, *choose(logits, node_of(st), st, mid)))
 
     init = _Rows(i=jnp.zeros((b,), jnp.int32), j=jnp.zeros((b,), jnp.int32), token=jnp.zeros((b,), jnp.int32),
                  logprob=jnp.zeros((b,), jnp.float32), match=jnp.zeros((b,), bool),
@@ -564,12 +644,12 @@ def beam_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_mask:
 # Host entry points: compile once per (model, K, strategy kind), shard the batch, pad it to the mesh
 # ----------------------------------------------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnames=("model", "num_docids", "use_top_p", "independent_rows",
-                                             "reuse_prefix"))
+                                             "reuse_prefix", "dense_draws"))
 def _iterative_jit(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p, *, num_docids,
-                   use_top_p, independent_rows=False, reuse_prefix=False):
+                   use_top_p, independent_rows=False, reuse_prefix=False, dense_draws=False):
     return iterative_decode(model, params, prompt_tokens, prompt_mask, row_keys, trie, temperatures, top_p,
                             num_docids=num_docids, use_top_p=use_top_p, independent_rows=independent_rows,
-                            reuse_prefix=reuse_prefix)
+                            reuse_prefix=reuse_prefix, dense_draws=dense_draws)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_beams"))
@@ -598,15 +678,16 @@ def _put_batch(mesh: Mesh | None, *arrays):
 
 def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                   rng: jax.Array, strategy: Strategy = ReverseAnnealing(), *, mesh: Mesh | None = None,
-                  key_offset: int = 0, independent_rows: bool = False, reuse_prefix: bool = False
-                  ) -> DocidRanking:
+                  key_offset: int = 0, independent_rows: bool = False, reuse_prefix: bool = False,
+                  dense_draws: bool = False) -> DocidRanking:
     """K ranked docids per query with the chosen strategy; prompt_tokens/mask [B, P] left-padded.
 
     With a mesh, the batch is padded to a multiple of the data-parallel size and sharded over it; the trie and
     (unless already placed) the params are replicated. `key_offset` is the index of row 0 in the whole query set,
     so batching a query set differently does not change any query's docids. `independent_rows=True` lets each row
     start its next docid when its last one ends (`iterative_decode`; same docids); `reuse_prefix=True` with it
-    skips the model steps of each docid's prefix shared with the row's previous docid (same docids again).
+    skips the model steps of each docid's prefix shared with the row's previous docid (same docids again);
+    `dense_draws=True` draws over the whole vocabulary at every node (`_choose`: the same docids, slower).
     """
     prompt_tokens = np.asarray(prompt_tokens, np.int32)
     prompt_mask = np.asarray(prompt_mask, bool)
@@ -629,15 +710,15 @@ def decode_docids(model: StepModel, params, prompt_tokens, prompt_mask, trie: Tr
         out = _iterative_jit(model, params, tokens, mask, keys, trie,
                              jnp.asarray(strategy.temperatures(num_docids)), jnp.asarray(top_p, jnp.float32),
                              num_docids=num_docids, use_top_p=top_p < 1.0, independent_rows=independent_rows,
-                             reuse_prefix=reuse_prefix)
+                             reuse_prefix=reuse_prefix, dense_draws=dense_draws)
     return jax.tree.map(lambda x: x[:b], out) if padded != b else out
 
 
 def reverse_annealed_topk(model: StepModel, params, prompt_tokens, prompt_mask, trie: Trie, num_docids: int,
                           rng: jax.Array, t_max: float = 1.5, sigmoid_k: float = 10.0, m: float = 0.1, *,
                           mesh: Mesh | None = None, key_offset: int = 0, independent_rows: bool = False,
-                          reuse_prefix: bool = False) -> DocidRanking:
+                          reuse_prefix: bool = False, dense_draws: bool = False) -> DocidRanking:
     """ZeroGR's decoding: K docids per query, iteration i at t_i (see `reverse_annealing_temperatures`)."""
     return decode_docids(model, params, prompt_tokens, prompt_mask, trie, num_docids, rng,
                          ReverseAnnealing(t_max, sigmoid_k, m), mesh=mesh, key_offset=key_offset,
-                         independent_rows=independent_rows, reuse_prefix=reuse_prefix)
+                         independent_rows=independent_rows, reuse_prefix=reuse_prefix, dense_draws=dense_draws)
