@@ -17,6 +17,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from decoding_stub import HashStubModel, stub_params  # noqa: E402
 
 from zerogr_jax.retrieval import decoding  # noqa: E402
+from zerogr_jax.retrieval.docid_scoring import docid_paths  # noqa: E402
 import decoding_reference as ref  # noqa: E402
 from zerogr_jax.tokenization import left_pad  # noqa: E402
 from zerogr_jax.retrieval.trie import TrieHost, build_trie  # noqa: E402
@@ -371,18 +372,6 @@ def test_tiny_llama_compiled_loop_equals_reference():
         np.testing.assert_allclose(out.logprobs[row], want_lp[row], rtol=1e-4, atol=1e-4)
 
 
-def _leaf_paths(host: TrieHost) -> np.ndarray:
-    """[U, max_depth] every docid's nodes, root side first, -1 after its leaf."""
-    out = np.full((host.num_docids, host.max_depth), -1, np.int32)
-    for u in range(host.num_docids):
-        nodes, n = [], int(host.docid_leaf[u])
-        while n > 0:
-            nodes.append(n)
-            n = int(host.parent[n])
-        out[u, :len(nodes)] = nodes[::-1]
-    return out
-
-
 @pytest.mark.parametrize("temperature", [0.0, 0.8, "per_row"])
 def test_draws_among_the_children_equal_the_dense_draw(temperature):
     """`_choose` (children gathered W at a time, wide nodes redrawn over the vocabulary in groups of rows) against
@@ -393,7 +382,7 @@ def test_draws_among_the_children_equal_the_dense_draw(temperature):
     seqs = _wide_corpus(120, seed=2) + [[11, t, EOS] for t in range(12, 20)]
     host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
     trie = host.to_device()
-    leaf = _leaf_paths(host)
+    leaf = docid_paths(host)[0]  # [U, max_depth] each docid's nodes, root side first, -1 after its leaf
     b, k = 64, 6
     paths = np.full((b, k, host.max_depth), -1, np.int32)
     node, depth = np.zeros(b, np.int32), np.zeros(b, np.int32)

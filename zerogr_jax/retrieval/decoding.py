@@ -111,14 +111,21 @@ class LlamaStepModel:
 # ----------------------------------------------------------------------------------------------------------------
 # Trie operations on device (R = rows: queries, or queries x beams)
 # ----------------------------------------------------------------------------------------------------------------
+def gathered_children(trie: Trie, node: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """[R] node ids -> (child node ids [R, W], valid [R, W]): the first W children of each node, in token order (the
+    trie stores siblings sorted by token); ids past a node's last child are clipped into range and not valid. A node
+    with fan-out > W has more children than these (its bitmask row holds them all)."""
+    start, stop = trie.child_start[node], trie.child_start[node + 1]  # [R]
+    ids = start[:, None] + jnp.arange(trie.width)  # [R, W]
+    return jnp.minimum(ids, trie.num_nodes - 1), ids < stop[:, None]
+
+
 def children_mask(trie: Trie, node: jax.Array) -> jax.Array:
     """[R] node ids -> [R, V] bool, the tokens that have a child. Fixed-width gather of W children, replaced by
     the node's bitmask row where its fan-out exceeds W."""
     r, v = node.shape[0], trie.vocab_size
-    start, stop = trie.child_start[node], trie.child_start[node + 1]  # [R]
-    ids = start[:, None] + jnp.arange(trie.width)  # [R, W]
-    valid = ids < stop[:, None]
-    tok = jnp.where(valid, trie.node_token[jnp.minimum(ids, trie.num_nodes - 1)], v)  # v = out of range: dropped
+    ids, valid = gathered_children(trie, node)
+    tok = jnp.where(valid, trie.node_token[ids], v)  # v = out of range: dropped
     mask = jnp.zeros((r, v), bool).at[jnp.arange(r)[:, None], tok].set(True, mode="drop")
     if trie.bitmask.shape[0]:
         row = trie.bitmask_row[node]  # [R]
@@ -251,24 +258,25 @@ class DocidRanking:
 # Sampling with removal (reverse annealing, greedy, fixed temperature, nucleus)
 # ----------------------------------------------------------------------------------------------------------------
 def sample_tokens(keys: jax.Array, masked: jax.Array, temperature: jax.Array, top_p: jax.Array,
-                  use_top_p: bool) -> jax.Array:
-    """[R] tokens from masked logits [R, V]: argmax if temperature == 0, else categorical(key_r, masked / t).
+                  use_top_p: bool, categorical=jax.vmap(jax.random.categorical)) -> jax.Array:
+    """[R] indices into masked logits [R, V]: argmax if temperature == 0, else categorical(key_r, masked / t).
 
     `temperature`: a scalar, or [R] (rows at different iterations): then each row is drawn at its own temperature,
-    the same numbers as a scalar call would give that row."""
+    the same numbers as a scalar call would give that row. `categorical(keys, scaled)` -> [R] draws the rows
+    (`_choose_children` passes the draw over a node's children, `sampling.categorical_at`)."""
     if jnp.ndim(temperature):
         t = temperature[:, None]
         scaled = masked / jnp.where(t > 0, t, 1.0)
         if use_top_p:
             scaled = nucleus_filter(scaled, top_p)
-        drawn = jax.vmap(jax.random.categorical)(keys, scaled)
+        drawn = categorical(keys, scaled)
         return jnp.where(temperature > 0, drawn, jnp.argmax(masked, axis=-1)).astype(jnp.int32)
 
     def draw(masked):
         scaled = masked / temperature
         if use_top_p:
             scaled = nucleus_filter(scaled, top_p)
-        return jax.vmap(jax.random.categorical)(keys, scaled)
+        return categorical(keys, scaled)
 
     return jax.lax.cond(temperature > 0, draw, lambda x: jnp.argmax(x, axis=-1), masked).astype(jnp.int32)
 
@@ -314,21 +322,13 @@ def _choose_children(trie: Trie, keys, logits, node, paths, j, temperature):
     gathered at the children's tokens (ascending, as the trie stores siblings), exhausted children masked, and
     `sampling.categorical_at` at those tokens — the draw `jax.random.categorical` makes over the vocabulary."""
     b = node.shape[0]
-    first = trie.child_start[node]  # [B]
-    slot = first[:, None] + jnp.arange(trie.width)  # [B, W] the children's node ids, in token order
-    valid = slot < trie.child_start[node + 1][:, None]
-    child = jnp.minimum(slot, trie.num_nodes - 1)
+    child, valid = gathered_children(trie, node)  # [B, W]
     tok = jnp.where(valid, trie.node_token[child], 0)
     cand, exhausted = _exhausted(trie, node, paths, j)  # [B, K]
     gone = jnp.any((cand[:, None, :] == child[:, :, None]) & exhausted[:, None, :], axis=-1)  # [B, W]
     masked = jnp.where(valid & ~gone, jnp.take_along_axis(logits, tok, axis=1), NEG_INF)  # [B, W]
-    if jnp.ndim(temperature):
-        t = temperature[:, None]
-        drawn = sampling.categorical_at(keys, masked / jnp.where(t > 0, t, 1.0), tok)
-        pos = jnp.where(temperature > 0, drawn, jnp.argmax(masked, axis=-1)).astype(jnp.int32)
-    else:
-        pos = jax.lax.cond(temperature > 0, lambda m: sampling.categorical_at(keys, m / temperature, tok),
-                           lambda m: jnp.argmax(m, axis=-1).astype(jnp.int32), masked)
+    pos = sample_tokens(keys, masked, temperature, None, False,
+                        categorical=lambda keys, scaled: sampling.categorical_at(keys, scaled, tok))
     rows = jnp.arange(b)
     logp = jax.nn.log_softmax(masked, axis=-1)[rows, pos]
     return tok[rows, pos], logp, child[rows, pos]
