@@ -171,15 +171,23 @@ def roofline(cfg, batch: int, rounds: int = 10) -> dict:
     return dict(matmul_only_ms=round(1e3 * best, 2), matmul_gflops_per_s=round(flops / best / 1e9, 1))
 
 
-def _step_loop(model, params, prompt_tokens, prompt_mask, trie, rng, n_steps, *, constrained: bool, k: int,
+def _prefill(model, params, prompt_tokens, prompt_mask, trie):
+    """The prompts' cache, once: every timed loop starts from it (a batch-256 prefill costs about as much as a
+    minute of steps, so it is kept out of the timed calls instead of cancelled by difference)."""
+    cache_len = prompt_tokens.shape[1] + max(trie.max_depth, 2) - 1
+    return model.prefill(params, prompt_tokens, prompt_mask, cache_len)
+
+
+def _step_loop(model, params, prefilled, prompt_mask, trie, rng, n_steps, *, constrained: bool, k: int,
                dense_draws: bool = False):
-    """n_steps decode steps of the real loop's per-token work, with or without the trie (cycling docid slots). The
-    constrained step draws as the loop does (`decoding._choose`: among the node's children, or with `dense_draws`
-    over the masked vocabulary); the unconstrained one over the vocabulary (`jax.random.categorical`)."""
-    b, p = prompt_tokens.shape
+    """n_steps decode steps of the real loop's per-token work from the prompts' cache (`_prefill`), with or without
+    the trie (cycling docid slots). The constrained step draws as the loop does (`decoding._choose`: among the
+    node's children, or with `dense_draws` over the masked vocabulary); the unconstrained one over the vocabulary
+    (`jax.random.categorical`)."""
+    logits, cache, next_pos = prefilled
+    b, p = prompt_mask.shape
     depth = max(trie.max_depth, 2)
     cache_len = p + depth - 1
-    logits, cache, next_pos = model.prefill(params, prompt_tokens, prompt_mask, cache_len)
     prompt_kv = jnp.concatenate([prompt_mask, jnp.zeros((b, cache_len - p), bool)], axis=1)
     slots = jnp.arange(cache_len)
     paths = jnp.full((b, k, trie.max_depth), -1, jnp.int32)  # removal work is dense: same cost as real paths
@@ -239,10 +247,12 @@ def step_overhead(model, inputs, trie, k: int, batch: int, steps=(8, 72), rounds
     as a fraction of the unconstrained step."""
     step_model = decoding.LlamaStepModel(model.cfg)
     tokens, mask, _, _ = batches(inputs.prompts, batch, inputs.eos_id)[0]
-    fns = {c: jax.jit(lambda params, tokens, mask, trie, rng, n, c=c: _step_loop(
-        step_model, params, tokens, mask, trie, rng, n, constrained=c != "unconstrained", k=k,
+    prefilled = jax.block_until_ready(jax.jit(lambda params, tokens, mask, trie: _prefill(
+        step_model, params, tokens, mask, trie))(model.params, tokens, mask, trie))
+    fns = {c: jax.jit(lambda params, prefilled, mask, trie, rng, n, c=c: _step_loop(
+        step_model, params, prefilled, mask, trie, rng, n, constrained=c != "unconstrained", k=k,
         dense_draws=c == "dense")) for c in ("unconstrained", "constrained", "dense")}
-    args = (model.params, tokens, mask, trie, jax.random.key(0))
+    args = (model.params, prefilled, mask, trie, jax.random.key(0))
     for fn in fns.values():
         jax.block_until_ready(fn(*args, steps[0]))  # compile
     per_step = {c: np.inf for c in fns}
