@@ -47,10 +47,12 @@ def test_pack_keeps_each_path_whole_and_each_node_once_per_row(width, feed_leave
         fed = rows.slots[i][rows.slots[i] >= 0]
         assert rows.node[rows.row[i], fed].tolist() == path[:len(fed)].tolist()
         leaf_fed = len(fed) == len(path)
-        assert leaf_fed == (feed_leaves or len(path) == 1)
-        assert (rows.eos_slot[i] < 0) == leaf_fed
-        if not leaf_fed:
-            assert rows.eos_slot[i] == fed[-1] and host.node_token[path[-1]] == EOS
+        assert leaf_fed == feed_leaves
+        assert (rows.read[i] < 0) == leaf_fed
+        if not leaf_fed:  # the last token is read at its parent's slot (-1: after the prompt)
+            r, m = rows.row[i], rows.read[i]
+            assert rows.read_slot[r, m] == (fed[-1] if len(fed) else -1)
+            assert rows.read_token[r, m] == host.node_token[path[-1]] == EOS
     with pytest.raises(ValueError, match="cannot hold"):
         tree_rows.pack(host, nodes, 2)
 
@@ -61,7 +63,7 @@ def test_tree_rows_feed_fewer_slots_than_rows_for_docids_that_share_prefixes():
     lengths = (nodes >= 0).sum(1)
     internal = len({int(x) for u in range(len(nodes)) for x in nodes[u, :lengths[u] - 1]})
     one_row = tree_rows.pack(host, nodes, int(lengths.sum()))  # every internal node fed exactly once
-    assert len(one_row.tokens) == 1 and one_row.num_slots == internal + (lengths == 1).sum()
+    assert len(one_row.tokens) == 1 and one_row.num_slots == internal
     rows = tree_rows.pack(host, nodes, 64)  # a prefix split over two rows is fed in both
     assert one_row.num_slots <= rows.num_slots < (lengths - 1).sum()
 
@@ -131,3 +133,34 @@ def test_tree_next_logprobs_equal_one_row_per_prefix():
             np.testing.assert_allclose(np.where(np.isfinite(want), got, 0), np.where(np.isfinite(want), want, 0),
                                        rtol=1e-4, atol=1e-4)
             assert (np.isfinite(got) == np.isfinite(want)).all()
+
+
+def test_a_docids_first_informative_tokens_carry_its_whole_score_for_fewer_slots():
+    """Past a docid's last token drawn at a node with two or more children every node has one child (masked
+    log-softmax exactly 0): its informative prefix scores as the whole docid (brute force), fed in fewer slots, also
+    when a row's reads run out first."""
+    params = llama.init_params(CFG, jax.random.key(2))
+    params["embedding"] = params["embedding"] * 20.0
+    host = _host(n=80, seed=7)
+    paths = docid_paths(host)
+    nodes = paths[0]
+    lengths, cut = (nodes >= 0).sum(1), docid_scoring.informative_lengths(host, paths)
+    assert (cut <= lengths).all() and (cut < lengths).mean() > 0.5  # the test corpus has forced tails
+    for u in range(host.num_docids):
+        tail = nodes[u, cut[u]:lengths[u]]
+        assert (host.fanout[host.parent[tail]] == 1).all()  # every token after the cut is forced
+        before = nodes[u, cut[u] - 1]
+        assert host.fanout[host.parent[before]] > 1 or cut[u] == 1  # and the last one kept was not
+    short = docid_scoring.informative_nodes(host, paths)
+    assert ((short >= 0).sum(1) == cut).all() and (np.where(short >= 0, short, nodes) == nodes).all()
+    model, dev = decoding.LlamaStepModel(CFG), host.to_device()
+    prompt = [5, 9, 2, 17]
+    want = brute_force(params, prompt, host)
+    encoded = encode_prompt(model, params, prompt)
+    for reads in (None, 2):
+        packed = tree_rows.pack(host, short, 64, reads=reads)
+        assert packed.num_slots < tree_rows.pack(host, nodes, 64).num_slots / 2
+        assert (packed.read_token >= 0).sum(1).max() <= (reads or 256)
+    np.testing.assert_allclose(score_tree(model, params, encoded, host, dev, short), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(docid_scoring.score_all_docids(model, params, prompt, host, dev), want, rtol=1e-4,
+                               atol=1e-4)

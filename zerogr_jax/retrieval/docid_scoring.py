@@ -1,7 +1,8 @@
 """Teacher-forced docid scoring: the constrained log-probability of given docids after one prompt.
 
 `score_all_docids` returns, for one prompt, log p(docid | prompt) of every docid of the trie — the sum over its
-tokens of log_softmax(logits masked to the node's children), the same quantity beam search ranks by
+tokens of log_softmax(logits masked to the node's children), which is 0 at a node with one child, so only a docid's
+first tokens, through its last branching node, need feeding (`informative_nodes`) — the same quantity beam search ranks by
 (`decoding.DocidRanking.logprobs`) — by running the prompt once into a read-only `SharedKV` segment and all docids
 as rows after it: U x L tokens for U docids of L tokens, instead of a beam as wide as the trie whose every row
 carries its own copy of the prompt's cache.
@@ -54,6 +55,25 @@ def docid_paths(trie: TrieHost) -> tuple[np.ndarray, np.ndarray]:
         nodes[ok, j] = up[ok, src[ok]]
     parents = np.where(nodes >= 0, trie.parent[np.maximum(nodes, 0)], -1)
     return nodes.astype(np.int32), parents.astype(np.int32)
+
+
+def informative_lengths(trie: TrieHost, paths: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """[U] int: how many of each docid's first tokens carry its constrained log-probability — through its last token
+    drawn at a node with two or more children. After it every node has one child, whose masked log-softmax is
+    exactly 0, so the first `informative_lengths` tokens sum to the whole docid's score: on a keyword trie a docid
+    of ~12 tokens is decided by its first 2-3 (the rest only spells out a docid already determined)."""
+    nodes, parents = paths
+    branching = (nodes >= 0) & (trie.fanout[np.maximum(parents, 0)] > 1)  # [U, L]
+    depth = np.arange(1, nodes.shape[1] + 1)
+    return np.maximum(np.where(branching, depth, 0).max(1, initial=0), 1)
+
+
+def informative_nodes(trie: TrieHost, paths: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """[U, L] each docid's nodes (`docid_paths`) cut after its `informative_lengths` (-1 after): root paths whose
+    constrained log-probability equals the docid's, for a fraction of the tokens fed."""
+    nodes = paths[0]
+    keep = np.arange(nodes.shape[1])[None, :] < informative_lengths(trie, paths)[:, None]
+    return np.where(keep, nodes, -1).astype(nodes.dtype)
 
 
 # padded docid lengths: a few compiled row programs, and a short docid never pays for the longest one's length
@@ -162,13 +182,14 @@ def _after_nodes(model: decoding.StepModel, params, trie: Trie, hid, node):
                               ).reshape(c, width, -1)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "eos_id"))
+@functools.partial(jax.jit, static_argnames=("model",))
 def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
-                     depth, node, parent_slot, visible, head_token, eos_id: int):
-    """Tree rows (`tree_rows.TreeRows`, C rows of W slots) after one prompt -> [C, W, 3] float32 per slot: the
-    log-probability of its token at its parent (the prompt's `first` logits where the parent is the root), that of EOS
-    after its node (-inf where it has no EOS child; not finite at a leaf), and the rerank head's logit of
-    `head_token` at the slot (read after a fed EOS leaf). Each slot sees the prompt and its ancestors only."""
+                     depth, node, parent_slot, visible, read_slot, read_token, head_token):
+    """Tree rows (`tree_rows.TreeRows`, C rows of W slots and M reads) after one prompt -> ([C, W, 2] float32 per
+    slot: the log-probability of its token at its parent (the prompt's `first` logits where the parent is the root)
+    and the rerank head's logit of `head_token` at the slot (read after a fed EOS leaf); [C, M] float32 the rows'
+    reads: the log-probability of `read_token` after the node of `read_slot`, or after the prompt where it is -1).
+    Each slot sees the prompt and its ancestors only."""
     c = tokens.shape[0]
     hid = _tree_hidden(model, params, shared, next_pos, tokens, depth, visible)
     own = _after_nodes(model, params, trie, hid, node)
@@ -177,10 +198,12 @@ def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.Sha
     tok = jnp.maximum(tokens, 0)
     at_parent = own[jnp.arange(c)[:, None], jnp.maximum(parent_slot, 0), tok]  # [C, W]
     token_logp = jnp.where(parent_slot >= 0, at_parent, root[tok])
-    eos_logp = own[..., eos_id]
+    read_tok = jnp.maximum(read_token, 0)
+    reads = jnp.where(read_slot >= 0, own[jnp.arange(c)[:, None], jnp.maximum(read_slot, 0), read_tok],
+                      root[read_tok])  # [C, M]
     row = llama.head_rows(model.model_params(params), model.cfg)[head_token]
     head = jnp.einsum("cwd,d->cw", hid.astype(jnp.float32), row.astype(jnp.float32))
-    return jnp.stack([token_logp, eos_logp, head], axis=-1)
+    return jnp.stack([token_logp, head], axis=-1), reads
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -233,38 +256,45 @@ def score_paths_and_head(model: decoding.StepModel, params, encoded: EncodedProm
         jnp.asarray(head_token, jnp.int32)), row_shape=(2,))
 
 
-def _tree_calls(packed: tree_rows.TreeRows, rows: int, run) -> np.ndarray:
-    """`run(tokens, depth, node, parent_slot, visible)` over the packed rows, `rows` rows per call and the rest in
-    power-of-two calls (no row is padding, and at most log2(rows) + 1 programs are compiled per row width) ->
-    its outputs [R, ...] concatenated."""
+TREE_FIELDS = ("tokens", "depth", "node", "parent_slot", "visible")
+
+
+def _tree_calls(packed: tree_rows.TreeRows, rows: int, run, fields: tuple[str, ...] = TREE_FIELDS):
+    """`run(*(packed.<field> for field in fields))` over the packed rows, `rows` rows per call and the rest in
+    power-of-two calls (no row is padding, and at most log2(rows) + 1 programs are compiled per row width) -> its
+    outputs (an array or a tuple of arrays, each [R, ...]) concatenated."""
     out, start, total = [], 0, len(packed.tokens)
     while start < total:
         take = slice(start, start + min(rows, 1 << ((total - start).bit_length() - 1)))
-        out.append(np.asarray(run(*(jnp.asarray(a[take]) for a in (packed.tokens, packed.depth, packed.node,
-                                                                     packed.parent_slot, packed.visible)))))
+        out.append(jax.device_get(run(*(jnp.asarray(getattr(packed, f)[take]) for f in fields))))
         start = take.stop
+    if isinstance(out[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*out))
     return np.concatenate(out)
 
 
 def score_tree(model: decoding.StepModel, params, encoded: EncodedPrompt, host_trie: TrieHost, trie: Trie,
                nodes: np.ndarray, *, head_token: int | None = None, width: int = TREE_WIDTH,
                rows: int = TREE_ROWS) -> np.ndarray:
-    """`score_paths` (or with `head_token`, `score_paths_and_head`: [N, 2]) of N whole docids given by their nodes
-    [N, L] (`docid_paths`), packed as prefix trees (`tree_rows.pack`): each node the docids of a row share is fed
-    once and rows are padded only at their tails; exactly `rows` rows of `width` slots per compiled call."""
+    """`score_paths` (or with `head_token`, `score_paths_and_head`: [N, 2]) of N root paths given by their nodes
+    [N, L] (`docid_paths`: whole docids; or `informative_nodes`: the first nodes of each, which carry the same
+    score), packed as prefix trees (`tree_rows.pack`): each node the paths of a row share is fed once, and rows are
+    padded only at their tails; exactly `rows` rows of `width` slots per compiled call. The head is read after a
+    path's last node, so with `head_token` the paths are whole docids."""
     nodes = np.asarray(nodes)
     if not len(nodes):
         return np.empty((0,) if head_token is None else (0, 2), np.float32)
     packed = tree_rows.pack(host_trie, nodes, max(width, host_trie.max_depth), feed_leaves=head_token is not None)
-    per_slot = _tree_calls(packed, rows, lambda tokens, depth, node, parent_slot, visible: _score_tree_rows(
-        model, params, encoded.first, encoded.shared, encoded.next_pos, trie, tokens, depth, node, parent_slot,
-        visible, jnp.asarray(0 if head_token is None else head_token, jnp.int32), host_trie.eos_id))  # [R, W, 3]
-    logp = tree_rows.path_sums(packed, per_slot[..., 0], per_slot[..., 1])
+    per_slot, reads = _tree_calls(packed, rows, lambda *arrays: _score_tree_rows(
+        model, params, encoded.first, encoded.shared, encoded.next_pos, trie, *arrays,
+        jnp.asarray(0 if head_token is None else head_token, jnp.int32)),
+        TREE_FIELDS + ("read_slot", "read_token"))  # [R, W, 2], [R, M]
+    logp = tree_rows.path_sums(packed, per_slot[..., 0], reads)
     if head_token is None:
         return logp
     lengths = (packed.slots >= 0).sum(1)
     leaf = packed.slots[np.arange(len(nodes)), lengths - 1]
-    return np.stack([logp, per_slot[packed.row, leaf, 2]], axis=1)
+    return np.stack([logp, per_slot[packed.row, leaf, 1]], axis=1)
 
 
 def _bucketed_rows(tokens: np.ndarray, chunk: int, run, row_shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -339,6 +369,7 @@ def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie
     if not len(docids):
         return np.empty(0, np.float32)
     paths = docid_paths(host_trie) if paths is None else paths
+    paths = (informative_nodes(host_trie, paths), paths[1])  # the tokens that carry the score, no more
     encoded = encode_prompt(model, params, prompt, pad_id)
     if _layout(layout) == "tree":
         return score_tree(model, params, encoded, host_trie, trie, paths[0][docids])
@@ -416,12 +447,17 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     are peaked; with k >= every docid, all are scored in full and no bound is computed. With `layout="tree"` the
     docids scored in full and the bound rows are packed as prefix trees (`score_tree`, `tree_next_logprobs`: shared
     nodes fed once); with `"rows"`, one row per docid, `rows` per compiled call, and one row per bound path. With
-    `head_token` (a vocabulary id) the same pass gives each scored docid's rerank head score.
+    `head_token` (a vocabulary id) the same pass gives each scored docid's rerank head score. Without it a docid
+    is scored over its `informative_nodes` only (the tokens after them are forced: log-probability 0), so a docid
+    whose bound has reached its last informative token is scored by its bound, and one scored in full feeds its
+    first 2-3 tokens, not its ~12.
     """
     u = host_trie.num_docids
     k = min(k, u)
     paths = docid_paths(host_trie) if paths is None else paths
-    nodes = paths[0]  # [U, L] node at depth j + 1, -1 past the leaf
+    if head_token is None:  # a docid's first tokens carry its whole score; the head needs the whole docid
+        paths = (informative_nodes(host_trie, paths), paths[1])
+    nodes = paths[0]  # [U, L] node at depth j + 1, -1 past the path's end
     lengths = (nodes >= 0).sum(1)
     correction = np.zeros(u, np.float32) if prior is None or not prior_weight else -prior_weight * prior
     encoded = encode_prompt(model, params, prompt, pad_id)
@@ -452,11 +488,26 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
         root = next_logprobs(model, params, encoded, trie, np.zeros((1, 0), np.int32), np.zeros(1, np.int32))[0]
         bound = root[host_trie.node_token[nodes[:, 0]]] + correction
 
+        through = np.ones(u, np.int64)  # each docid's bound holds its first `through` tokens
+
+        def settle() -> None:
+            """Without the head, a bound over a docid's whole (informative) path is its score: take it as scored."""
+            nonlocal kth
+            done = np.flatnonzero(~scored & (through >= lengths)) if head_token is None else np.empty(0, np.int64)
+            if len(done):
+                full[done] = bound[done] - correction[done]
+                scored[done] = True
+                got = full[scored] + correction[scored]
+                kth = max(kth, float(np.partition(got, len(got) - k)[len(got) - k]) if len(got) >= k else -np.inf)
+
         def best_unscored() -> np.ndarray:
             rest = np.flatnonzero(~scored)
             return rest[np.lexsort((rest, -bound[rest]))[:chunk]]
 
-        kth = score_in_full(best_unscored())
+        kth = -np.inf
+        settle()
+        if (~scored).any():
+            kth = max(kth, score_in_full(best_unscored()))
         for m in range(1, bound_depth):  # one more token in the bound of every docid that could still make the top k
             alive = np.flatnonzero(~scored & (bound >= kth - BOUND_SLACK) & (lengths > m))
             if not len(alive):
@@ -468,6 +519,8 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
                 tokens = path_tokens(host_trie, paths, alive[first])[0][:, :m]
                 lp = next_logprobs(model, params, encoded, trie, tokens, unique)  # [distinct depth-m nodes, V']
             bound[alive] += lp[inverse, host_trie.node_token[nodes[alive, m]]]
+            through[alive] = m + 1
+            settle()
         while (~scored).any():
             block = best_unscored()
             if bound[block[0]] < kth - BOUND_SLACK:
