@@ -6,8 +6,8 @@ head (the reference's rescoring) — each head depth paired against the generati
         --prior-weight 0.5 --name rerank_med_head
 
 The pool: the exact top max(depths) docids by log p(d | q) - w log p(d | empty query) (`search.strategy=exact`,
-branch and bound); each pooled docid's head score comes from the pass that scores it in full
-(`docid_scoring.top_docids` with head_token). Row `gen` is the pool's top K (the exact top K: what `zerogr run`
+branch and bound over each docid's informative first tokens); the pooled docids' head scores come from one more
+pass over them, whole (`docid_scoring.top_docids` with head_token). Row `gen` is the pool's top K (the exact top K: what `zerogr run`
 reports without the head), row `head<N>` the pool's best N re-ordered by the head, top K. Both are the retriever's
 own scores, no BM25: pure generative retrieval. Runs go to experiments/results/runs/<name>_{gen,head<N>}.trec, the
 paired tests to experiments/results/<name>.json.

@@ -12,8 +12,9 @@ subtracted (times a weight) from each candidate's score, so that docids the retr
 (common first words, frequent training targets) stop crowding out the ones this query makes likely — the
 pointwise-mutual-information correction of query-likelihood ranking. And `top_docids` is `search.strategy=exact`:
 the K best docids (prior included) by branch and bound, scoring a few dozen docids in full instead of all of them;
-asked for the rerank head's token, the pass that scores a docid in full also gives its head score
-(`_score_head_rows`), so the head recipe's pool costs one pass per docid, not two.
+asked for the rerank head's token, the K found are fed whole once more, EOS included, for their head scores (the
+search itself feeds only each docid's informative first tokens, so the head recipe's pool costs about one pass over
+its K docids).
 
 Shapes: U docids, L = trie.max_depth (EOS included), V' the head's width (the compact docid vocabulary with
 `search.CompactHeadStepModel`).
@@ -426,7 +427,7 @@ class TopDocids(typing.NamedTuple):
 
     ids: np.ndarray  # [k] docid indices
     logprobs: np.ndarray  # [k] float32 log p(d | prompt), without the prior
-    scored: int  # how many docids were scored in full
+    scored: int  # how many docids were scored (in full, or by a bound over their whole informative path)
     head: np.ndarray | None  # [k] float32 the rerank head's score of each (with head_token), else None
 
 
@@ -447,37 +448,29 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     are peaked; with k >= every docid, all are scored in full and no bound is computed. With `layout="tree"` the
     docids scored in full and the bound rows are packed as prefix trees (`score_tree`, `tree_next_logprobs`: shared
     nodes fed once); with `"rows"`, one row per docid, `rows` per compiled call, and one row per bound path. With
-    `head_token` (a vocabulary id) the same pass gives each scored docid's rerank head score. Without it a docid
-    is scored over its `informative_nodes` only (the tokens after them are forced: log-probability 0), so a docid
-    whose bound has reached its last informative token is scored by its bound, and one scored in full feeds its
-    first 2-3 tokens, not its ~12.
+    `head_token` (a vocabulary id) the k docids found get their rerank head score from one more pass over them
+    whole (EOS fed). The search scores a docid over its `informative_nodes` only (the tokens after them are
+    forced: log-probability 0), so a docid whose bound has reached its last informative token is scored by its
+    bound, and one scored in full feeds its first 2-3 tokens, not its ~12.
     """
     u = host_trie.num_docids
     k = min(k, u)
-    paths = docid_paths(host_trie) if paths is None else paths
-    if head_token is None:  # a docid's first tokens carry its whole score; the head needs the whole docid
-        paths = (informative_nodes(host_trie, paths), paths[1])
+    whole = docid_paths(host_trie) if paths is None else paths
+    paths = (informative_nodes(host_trie, whole), whole[1])  # a docid's first tokens carry its whole score
     nodes = paths[0]  # [U, L] node at depth j + 1, -1 past the path's end
     lengths = (nodes >= 0).sum(1)
     correction = np.zeros(u, np.float32) if prior is None or not prior_weight else -prior_weight * prior
     encoded = encode_prompt(model, params, prompt, pad_id)
     full = np.full(u, -np.inf, np.float32)
-    head = np.full(u, np.nan, np.float32)
     scored = np.zeros(u, bool)
 
     tree = _layout(layout) == "tree"
 
     def score_in_full(block: np.ndarray) -> float:
         if tree:
-            got = score_tree(model, params, encoded, host_trie, trie, nodes[block], head_token=head_token)
+            full[block] = score_tree(model, params, encoded, host_trie, trie, nodes[block])
         else:
-            tokens, from_nodes = path_tokens(host_trie, paths, block)
-            got = (score_paths(model, params, encoded, trie, tokens, from_nodes, chunk=rows) if head_token is None
-                   else score_paths_and_head(model, params, encoded, trie, tokens, from_nodes, head_token, chunk=rows))
-        if head_token is None:
-            full[block] = got
-        else:
-            full[block], head[block] = got.T
+            full[block] = score_paths(model, params, encoded, trie, *path_tokens(host_trie, paths, block), chunk=rows)
         scored[block] = True
         got = full[scored] + correction[scored]
         return float(np.partition(got, len(got) - k)[len(got) - k]) if len(got) >= k else -np.inf
@@ -493,7 +486,7 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
         def settle() -> None:
             """Without the head, a bound over a docid's whole (informative) path is its score: take it as scored."""
             nonlocal kth
-            done = np.flatnonzero(~scored & (through >= lengths)) if head_token is None else np.empty(0, np.int64)
+            done = np.flatnonzero(~scored & (through >= lengths))
             if len(done):
                 full[done] = bound[done] - correction[done]
                 scored[done] = True
@@ -528,7 +521,14 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
             kth = score_in_full(block)
     ids = np.flatnonzero(scored)
     best = ids[np.lexsort((ids, -(full[ids] + correction[ids])))[:k]]
-    return TopDocids(best, full[best], len(ids), None if head_token is None else head[best])
+    head = None
+    if head_token is not None:  # read after the whole docid: its EOS fed
+        if tree:
+            head = score_tree(model, params, encoded, host_trie, trie, whole[0][best], head_token=head_token)[:, 1]
+        else:
+            head = score_paths_and_head(model, params, encoded, trie, *path_tokens(host_trie, whole, best),
+                                        head_token, chunk=rows)[:, 1]
+    return TopDocids(best, full[best], len(ids), head)
 
 
 LAYOUTS = ("tree", "rows")
