@@ -1,12 +1,13 @@
-"""The search stage as a user runs it, two code versions side by side.
+"""The search stage as a user runs it, two or more code versions side by side.
 
 Each timed run is a fresh process, `zerogr search --workdir W --collection C --out F` (imports, the model loaded,
 every compile, the docid prior, every query, the run file written), so compile time is inside the figure, as it is
 inside the main job's. The versions are checkouts given as NAME=PATH (e.g. a `git worktree` at the commit before a
-change, and this one); they alternate, the first swapped every round, over the same workdir, queries and settings
+change, and this one); they alternate, the order reversed every round, over the same workdir, queries and settings
 (everything after `--` goes to `zerogr search`; `--args NAME='...'` adds a version's own flags after those, e.g. the
-previous main job's beam against today's exact search). Reports every run's wall time, each version's median, the ratio,
-whether the versions' run files rank every query alike, and a paired test of their nDCG@10 (`compare_runs`).
+previous main job's beam against today's exact search). Reports every run's wall time, each version's median, each
+later version's ratio to the first, whether its run file ranks every query as the first's does, and a paired test of
+their nDCG@10 (`compare_runs`).
 
     git worktree add --detach /tmp/before <commit>
     python experiments/bench_search_stage.py --workdir runs/demo_med --collection med \
@@ -59,15 +60,15 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", required=True, help="a finished `zerogr run` workdir")
     ap.add_argument("--collection", required=True)
-    ap.add_argument("--code", action="append", required=True, help="NAME=PATH of a checkout (twice)")
+    ap.add_argument("--code", action="append", required=True, help="NAME=PATH of a checkout (two or more)")
     ap.add_argument("--args", action="append", default=[], help="NAME='flags' of one version only")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--name", default="bench_search_stage")
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     started = time.time()
     versions = dict(c.split("=", 1) for c in args.code)
-    if len(versions) != 2:
-        raise SystemExit("--code: give exactly two NAME=PATH checkouts")
+    if len(versions) < 2:
+        raise SystemExit("--code: give two or more NAME=PATH checkouts")
     names = list(versions)
     own = {n: [] for n in names}
     for a in args.args:
@@ -85,15 +86,17 @@ def main(argv=None) -> None:
                                          extra + own[n]))
             print(f"round {r} {n}: {times[n][-1]}", flush=True)
     median = {n: statistics.median(t["wall_s"] for t in times[n]) for n in names}
-    paired = compare_runs.compare(args.collection, str(runs[names[0]]), [str(runs[names[1]])])
+    first, later = names[0], names[1:]
+    paired = compare_runs.compare(args.collection, str(runs[first]), [str(runs[n]) for n in later])
     results = {"versions": versions, "search_args": extra, "version_args": own, "runs": {n: str(p) for n, p in runs.items()},
                "times": times, "median_wall_s": median,
-               f"speedup_{names[1]}_over_{names[0]}": round(median[names[0]] / median[names[1]], 3),
-               "same_rankings": same_rankings(runs[names[0]], runs[names[1]]), "paired_ndcg": paired["results"]}
+               **{f"speedup_{n}_over_{first}": round(median[first] / median[n], 3) for n in later},
+               "same_rankings": {n: same_rankings(runs[first], runs[n]) for n in later},
+               "paired_ndcg": paired["results"]}
     result_files.write(args.name, result_files.record(
-        f"`zerogr search` stage wall time, {names[0]} vs {names[1]}, {args.collection}, fresh processes alternating",
+        f"`zerogr search` stage wall time, {' vs '.join(names)}, {args.collection}, fresh processes alternating",
         results, started=started, extra={"workdir": args.workdir}))
-    print({k: results[k] for k in ("median_wall_s", f"speedup_{names[1]}_over_{names[0]}", "same_rankings")})
+    print({k: v for k, v in results.items() if k in ("median_wall_s", "same_rankings") or k.startswith("speedup")})
 
 
 if __name__ == "__main__":
