@@ -164,3 +164,31 @@ def test_a_docids_first_informative_tokens_carry_its_whole_score_for_fewer_slots
     np.testing.assert_allclose(score_tree(model, params, encoded, host, dev, short), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(docid_scoring.score_all_docids(model, params, prompt, host, dev), want, rtol=1e-4,
                                atol=1e-4)
+
+
+def test_unconstrained_scores_of_whole_docids_equal_a_plain_forward_pass():
+    """score_tree(free=True): each docid's log-likelihood over the whole vocabulary (no trie mask), beside the
+    constrained score and the head, equals the sum of log_softmax over a plain forward pass of prompt + docid."""
+    import jax.numpy as jnp
+
+    params = llama.init_params(CFG, jax.random.key(3))
+    params["embedding"] = params["embedding"] * 20.0
+    host = _host(n=30, seed=2)
+    model, dev = decoding.LlamaStepModel(CFG), host.to_device()
+    prompt = [5, 9, 2, 17]
+    want = []
+    for u in range(host.num_docids):
+        tokens = host.docid_tokens(u)
+        seq = np.asarray([prompt + tokens], np.int32)
+        logp = np.asarray(jax.nn.log_softmax(llama.forward(params, CFG, seq, jnp.arange(seq.shape[1])[None])[0][0]))
+        want.append(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(tokens)))
+    encoded = encode_prompt(model, params, prompt)
+    nodes = docid_paths(host)[0]
+    got = score_tree(model, params, encoded, host, dev, nodes, free=True, width=9, rows=2)
+    np.testing.assert_allclose(got[:, 0], brute_force(params, prompt, host), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[:, 1], want, rtol=1e-4, atol=1e-4)
+    assert (got[:, 1] < got[:, 0]).all()  # a mask only raises a token's share
+    both = score_tree(model, params, encoded, host, dev, nodes, head_token=7, free=True)
+    np.testing.assert_allclose(both[:, [0, 2]], got, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(both[:, 1], score_tree(model, params, encoded, host, dev, nodes, head_token=7)[:, 1],
+                               rtol=1e-5, atol=1e-5)

@@ -174,37 +174,40 @@ def _tree_hidden(model: decoding.StepModel, params, shared: llama.SharedKV, next
     return hid
 
 
-def _after_nodes(model: decoding.StepModel, params, trie: Trie, hid, node):
+def _after_nodes(model: decoding.StepModel, params, trie: Trie, hid, node, free: bool = False):
     """hidden [C, W, D] at the nodes `node` [C, W] -> [C, W, V'] the next token's log-probabilities after each node,
-    constrained to its children."""
+    constrained to its children; with `free`, also those over the head's whole vocabulary (unconstrained)."""
     c, width = node.shape
     logits = model.head(params, hid.reshape(c * width, -1))  # [C * W, V']
-    return jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
-                              ).reshape(c, width, -1)
+    own = jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, node.reshape(-1)), logits, NEG_INF), axis=-1
+                             ).reshape(c, width, -1)
+    return (own, jax.nn.log_softmax(logits, axis=-1).reshape(c, width, -1)) if free else own
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
+@functools.partial(jax.jit, static_argnames=("model", "free"))
 def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
-                     depth, node, parent_slot, visible, read_slot, read_token, head_token):
+                     depth, node, parent_slot, visible, read_slot, read_token, head_token, free: bool = False):
     """Tree rows (`tree_rows.TreeRows`, C rows of W slots and M reads) after one prompt -> ([C, W, 2] float32 per
     slot: the log-probability of its token at its parent (the prompt's `first` logits where the parent is the root)
     and the rerank head's logit of `head_token` at the slot (read after a fed EOS leaf); [C, M] float32 the rows'
     reads: the log-probability of `read_token` after the node of `read_slot`, or after the prompt where it is -1).
-    Each slot sees the prompt and its ancestors only."""
+    Each slot sees the prompt and its ancestors only. With `free`, a third per-slot column and a second read column
+    [C, M, 2] give the same log-probabilities unconstrained (over the head's whole vocabulary)."""
     c = tokens.shape[0]
     hid = _tree_hidden(model, params, shared, next_pos, tokens, depth, visible)
-    own = _after_nodes(model, params, trie, hid, node)
-    root = jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, jnp.zeros(1, jnp.int32)), first, NEG_INF),
-                              axis=-1)[0]  # [V'] after the prompt
-    tok = jnp.maximum(tokens, 0)
-    at_parent = own[jnp.arange(c)[:, None], jnp.maximum(parent_slot, 0), tok]  # [C, W]
-    token_logp = jnp.where(parent_slot >= 0, at_parent, root[tok])
-    read_tok = jnp.maximum(read_token, 0)
-    reads = jnp.where(read_slot >= 0, own[jnp.arange(c)[:, None], jnp.maximum(read_slot, 0), read_tok],
-                      root[read_tok])  # [C, M]
+    tables = _after_nodes(model, params, trie, hid, node, free)
+    tables = tables if free else (tables,)
+    roots = (jnp.where(decoding.children_mask(trie, jnp.zeros(1, jnp.int32)), first, NEG_INF), first)
+    tok, read_tok, rows = jnp.maximum(tokens, 0), jnp.maximum(read_token, 0), jnp.arange(c)[:, None]
+    token_logp, reads = [], []
+    for table, logits in zip(tables, roots):
+        root = jax.nn.log_softmax(logits, axis=-1)[0]  # [V'] after the prompt
+        token_logp.append(jnp.where(parent_slot >= 0, table[rows, jnp.maximum(parent_slot, 0), tok], root[tok]))
+        reads.append(jnp.where(read_slot >= 0, table[rows, jnp.maximum(read_slot, 0), read_tok], root[read_tok]))
     row = llama.head_rows(model.model_params(params), model.cfg)[head_token]
     head = jnp.einsum("cwd,d->cw", hid.astype(jnp.float32), row.astype(jnp.float32))
-    return jnp.stack([token_logp, head], axis=-1), reads
+    per_slot = jnp.stack([token_logp[0], head, *token_logp[1:]], axis=-1)
+    return per_slot, (jnp.stack(reads, axis=-1) if free else reads[0])
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -275,27 +278,32 @@ def _tree_calls(packed: tree_rows.TreeRows, rows: int, run, fields: tuple[str, .
 
 
 def score_tree(model: decoding.StepModel, params, encoded: EncodedPrompt, host_trie: TrieHost, trie: Trie,
-               nodes: np.ndarray, *, head_token: int | None = None, width: int = TREE_WIDTH,
+               nodes: np.ndarray, *, head_token: int | None = None, free: bool = False, width: int = TREE_WIDTH,
                rows: int = TREE_ROWS) -> np.ndarray:
     """`score_paths` (or with `head_token`, `score_paths_and_head`: [N, 2]) of N root paths given by their nodes
     [N, L] (`docid_paths`: whole docids; or `informative_nodes`: the first nodes of each, which carry the same
     score), packed as prefix trees (`tree_rows.pack`): each node the paths of a row share is fed once, and rows are
     padded only at their tails; exactly `rows` rows of `width` slots per compiled call. The head is read after a
-    path's last node, so with `head_token` the paths are whole docids."""
+    path's last node, so with `head_token` the paths are whole docids. With `free`, one more column: each path's
+    log-probability unconstrained (every token over the head's whole vocabulary, `_after_nodes`): [N, 2], or with
+    the head [N, 3] (log-probability, head, unconstrained)."""
     nodes = np.asarray(nodes)
+    columns = 1 + (head_token is not None) + free
     if not len(nodes):
-        return np.empty((0,) if head_token is None else (0, 2), np.float32)
+        return np.empty((0,) if columns == 1 else (0, columns), np.float32)
     packed = tree_rows.pack(host_trie, nodes, max(width, host_trie.max_depth), feed_leaves=head_token is not None)
     per_slot, reads = _tree_calls(packed, rows, lambda *arrays: _score_tree_rows(
         model, params, encoded.first, encoded.shared, encoded.next_pos, trie, *arrays,
-        jnp.asarray(0 if head_token is None else head_token, jnp.int32)),
-        TREE_FIELDS + ("read_slot", "read_token"))  # [R, W, 2], [R, M]
-    logp = tree_rows.path_sums(packed, per_slot[..., 0], reads)
-    if head_token is None:
-        return logp
-    lengths = (packed.slots >= 0).sum(1)
-    leaf = packed.slots[np.arange(len(nodes)), lengths - 1]
-    return np.stack([logp, per_slot[packed.row, leaf, 1]], axis=1)
+        jnp.asarray(0 if head_token is None else head_token, jnp.int32), free),
+        TREE_FIELDS + ("read_slot", "read_token"))  # [R, W, 2 or 3], [R, M] or [R, M, 2]
+    out = [tree_rows.path_sums(packed, per_slot[..., 0], reads[..., 0] if free else reads)]
+    if head_token is not None:
+        lengths = (packed.slots >= 0).sum(1)
+        leaf = packed.slots[np.arange(len(nodes)), lengths - 1]
+        out.append(per_slot[packed.row, leaf, 1])
+    if free:
+        out.append(tree_rows.path_sums(packed, per_slot[..., 2], reads[..., 1]))
+    return out[0] if columns == 1 else np.stack(out, axis=1)
 
 
 def _bucketed_rows(tokens: np.ndarray, chunk: int, run, row_shape: tuple[int, ...] = ()) -> np.ndarray:

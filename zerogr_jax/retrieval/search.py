@@ -280,8 +280,8 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     if config.strategy == "exact":
         from zerogr_jax.retrieval.docid_scoring import docid_paths, top_docids
 
-        # the pool is exactly the best max(K, rerank_depth) docids, each scored in full: the head's scores of the best
-        # rerank_depth come from the same passes (no second pass, as `_with_rerank` needs after a decoder)
+        # the pool is exactly the best max(K, rerank_depth) docids (found on their informative first tokens); the
+        # head's scores come from one pass over the pool's docids, whole, inside `top_docids`
         head_token = rerank_head.token_id(tokenizer, config.rerank_token) if config.rerank_depth else None
         rerank = np.full((len(qids), pool), np.nan, np.float32) if config.rerank_depth else None
         paths = docid_paths(scored_trie)
