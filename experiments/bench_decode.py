@@ -54,40 +54,46 @@ def batches(prompts, batch: int, pad_id: int, multiple: int = 32):
     return out
 
 
+# zerogr-jax's loop as it was before a change, timed beside today's on the same chunk (flag -> decoding keywords)
+VARIANTS = {"dense": ("dense draws", {"dense_draws": True}),  # every draw over the vocabulary (before session 20)
+            "full": ("every docid token fed", {"skip_determined": False})}  # before session 22
+
+
 def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype: str, *, batch1: bool = True,
-                independent_rows: bool = False, dense: bool = False) -> list[dict]:
+                independent_rows: bool = False, variants: tuple[str, ...] = ()) -> list[dict]:
     """Rows for zerogr-jax at `batch`, zerogr-jax at batch 1 (unless not `batch1`) and the reference, alternating
-    (docstring). `dense`: zerogr-jax at `batch` with every draw over the whole vocabulary (`dense_draws`, the loop
-    before session 20) too, right after each chunk's call, on the same chunk; its docids must be the same."""
+    (docstring). `variants` (names in VARIANTS): zerogr-jax at `batch` as it was before a change, right after each
+    chunk's call, on the same chunk; its docids must be the same (`same_docids_as_<variant>`)."""
     step_model = decoding.LlamaStepModel(model.cfg)
     rng = jax.random.key(0)
     chunks, singles = batches(inputs.prompts, batch, inputs.eos_id), batches(inputs.prompts, 1, inputs.eos_id)
 
-    def call(tokens, mask, offset, dense_draws=False):
+    def call(tokens, mask, offset, variant=None):
         start = time.perf_counter()
         out = decoding.reverse_annealed_topk(step_model, model.params, tokens, mask, trie, k, rng, key_offset=offset,
-                                             independent_rows=independent_rows, dense_draws=dense_draws)
+                                             independent_rows=independent_rows,
+                                             **(VARIANTS[variant][1] if variant else {}))
         docids = np.asarray(out.docids)
         return docids, time.perf_counter() - start
 
-    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1] if batch1 else 0.0,
-             "dense": call(*chunks[0][:2], 0, True)[1] if dense else 0.0}
+    first = {"batch": call(*chunks[0][:2], 0)[1], "one": call(*singles[0][:2], 0)[1] if batch1 else 0.0}
+    first.update({v: call(*chunks[0][:2], 0, v)[1] for v in variants})
     ref = None
     if ref_queries:
         from reference_decode_torch import ReferenceDecoder
         ref = ReferenceDecoder(inputs, k, dtype, threads=os.cpu_count())
-    times = {"batch": [], "one": [], "ref": [], "dense": []}
-    produced = {"batch": 0, "one": 0, "ref": 0, "dense": 0}
-    same_as_dense = True
+    times = {name: [] for name in ("batch", "one", "ref", *variants)}
+    produced = dict.fromkeys(times, 0)
+    same = dict.fromkeys(variants, True)
     for tokens, mask, real, offset in chunks:
         docids, seconds = call(tokens, mask, offset)
         times["batch"].append(seconds)
         produced["batch"] += int(np.sum(docids[:real] >= 0))
-        if dense:
-            dense_docids, seconds = call(tokens, mask, offset, True)
-            times["dense"].append(seconds)
-            produced["dense"] += int(np.sum(dense_docids[:real] >= 0))
-            same_as_dense &= bool(np.array_equal(dense_docids[:real], docids[:real]))
+        for v in variants:
+            before, seconds = call(tokens, mask, offset, v)
+            times[v].append(seconds)
+            produced[v] += int(np.sum(before[:real] >= 0))
+            same[v] &= bool(np.array_equal(before[:real], docids[:real]))
         for q in range(offset, min(offset + real, ref_queries)):
             if batch1:
                 docids, seconds = call(*singles[q][:2], q)
@@ -99,21 +105,21 @@ def alternating(model, inputs, trie, k: int, batch: int, ref_queries: int, dtype
                 produced["ref"] += len(found)
     n = len(inputs.prompts)
     rows = []
-    for name, queries, b in (("batch", n, batch), ("one", len(times["one"]), 1), ("dense", n, batch)):
+    for name, queries, b in (("batch", n, batch), ("one", len(times["one"]), 1), *((v, n, batch) for v in variants)):
         if not times[name]:
             continue
         total = sum(times[name])
-        label = ", dense draws" if name == "dense" else ""
+        label = f", {VARIANTS[name][0]}" if name in VARIANTS else ""
         rows.append(dict(engine=f"zerogr-jax reverse_annealed_topk, batch {b}{label}", dtype=model.cfg.dtype, batch=b,
-                         draws="dense" if name == "dense" else "sparse",
+                         variant=name if name in VARIANTS else "today",
                          queries=queries, k=k, docids=produced[name], seconds=round(total, 2),
                          s_per_query=round(total / queries, 3), docids_per_s=round(produced[name] / total, 2),
                          first_call_s=round(first[name], 2), independent_rows=independent_rows,
                          compile_s=round(first[name] - float(np.median(times[name])), 2),
                          prompt_len=int(chunks[0][0].shape[1])))
-    if times["dense"]:
-        rows[0].update(same_docids_as_dense=same_as_dense,
-                       speedup_vs_dense=round(sum(times["dense"]) / sum(times["batch"]), 2))
+    for v in variants:
+        rows[0].update({f"same_docids_as_{v}": same[v],
+                        f"speedup_vs_{v}": round(sum(times[v]) / sum(times["batch"]), 2)})
     if times["ref"]:
         total = sum(times["ref"])
         rows.append(dict(engine="transformers.generate + prefix_allowed_tokens_fn, batch 1", dtype=dtype, batch=1,
@@ -296,6 +302,9 @@ def main(argv=None):
     ap.add_argument("--dense-draws", action="store_true",
                     help="also time zerogr-jax at --batch drawing over the whole vocabulary (the loop before session "
                          "20), alternating chunk by chunk with the default, and check that the docids are the same")
+    ap.add_argument("--full-docids", action="store_true",
+                    help="also time zerogr-jax at --batch feeding every token of every docid (the loop before session "
+                         "22: no skip once a docid is determined), alternating likewise, docids checked the same")
     ap.add_argument("--max-docid-tokens", type=int, default=24)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--skip-overhead", action="store_true")
@@ -319,7 +328,8 @@ def main(argv=None):
             for k in args.k:
                 for row in alternating(model, inputs, trie, k, args.batch, args.ref_queries, dtype,
                                        batch1=not args.skip_batch1, independent_rows=args.independent_rows,
-                                       dense=args.dense_draws):
+                                       variants=tuple(v for v, on in (("dense", args.dense_draws),
+                                                                     ("full", args.full_docids)) if on)):
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         if not args.skip_overhead:

@@ -21,6 +21,7 @@ run resumes. Writes experiments/results/<name>.json and runs under experiments/r
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 
@@ -124,7 +125,7 @@ def main(argv=None) -> None:
     for name in ROWS:
         order = np.argsort(-np.where(valid, row_scores(name, head, generative, free, valid), -np.inf), axis=1,
                            kind="stable")
-        paths[name] = out_dir / f"{args.name}_{name}.trec"
+        paths[name] = pathlib.Path(os.path.relpath(out_dir / f"{args.name}_{name}.trec"))  # recorded as run
         runfile.write_run(paths[name], documents_run(fr, np.take_along_axis(docids, order, axis=1), pool.qids,
                                                      args.k), tag=f"zerogr-exact-prior{w:g}-{name}{depth}")
     if args.baseline_run:

@@ -179,8 +179,10 @@ def test_reusing_the_previous_docids_prefix_gives_the_same_docids_with_fewer_mod
     prompts = PROMPTS + [[2], [5, 6]]
     for k in (K, host.num_docids + 3):
         lockstep = decode(host, prompts, 11, strategy, k=k)
-        rows = decode(host, prompts, 11, strategy, k=k, independent_rows=True)
-        reused = decode(host, prompts, 11, strategy, k=k, independent_rows=True, reuse_prefix=True)
+        # every token fed (the counts below are those of whole docids; skipping determined ones has its own test)
+        rows = decode(host, prompts, 11, strategy, k=k, independent_rows=True, skip_determined=False)
+        reused = decode(host, prompts, 11, strategy, k=k, independent_rows=True, reuse_prefix=True,
+                        skip_determined=False)
         for out in (rows, reused):
             np.testing.assert_array_equal(out.docids, lockstep.docids)
             np.testing.assert_array_equal(out.tokens, lockstep.tokens)
@@ -193,6 +195,52 @@ def test_reusing_the_previous_docids_prefix_gives_the_same_docids_with_fewer_mod
         assert reused.fed_tokens.sum() < rows.fed_tokens.sum()
     with pytest.raises(ValueError, match="independent_rows"):
         decode(host, prompts, 11, strategy, reuse_prefix=True)
+
+
+def _tokens_until_determined(host: TrieHost, tokens_row) -> int:
+    """Model steps a row needs when each docid ends at its first node with one docid below: a docid whose t-th
+    node is the first such node needs t - 1 (its first token comes from the prompt's logits)."""
+    total = 0
+    for toks in tokens_row:
+        path = toks[toks >= 0].tolist()
+        if not path:
+            break
+        node, t = 0, 0
+        while host.count[node] > 1 or t == 0:
+            node = next(c for c in range(host.child_start[node], host.child_start[node + 1])
+                        if host.node_token[c] == path[t])
+            t += 1
+        total += t - 1
+    return total
+
+
+@pytest.mark.parametrize("strategy", [decoding.ReverseAnnealing(), decoding.Greedy(),
+                                      decoding.Nucleus(top_p=0.9, temperature=1.0)])
+def test_docids_determined_early_end_without_their_remaining_model_steps(strategy):
+    """`skip_determined` (the default): a docid ends at its first node with one docid below, the rest of its path
+    written without model steps. The docids, tokens and log-probabilities are those of feeding every token, in
+    lockstep and with rows advancing independently (with and without prefix reuse), and a row feeds exactly the
+    tokens before each docid's determining node: far fewer on a trie with long single-docid tails."""
+    rng = np.random.default_rng(8)
+    stems = [list(rng.integers(2, V, 2)) for _ in range(5)]
+    seqs = [st + list(rng.integers(2, V, rng.integers(0, 2))) for st in stems for _ in range(4)]
+    seqs = [s + list(rng.integers(2, V, 2)) + [EOS] for s in seqs]  # tails below the branching nodes (depth <= 6)
+    seqs += _wide_corpus(n=20, seed=9) + [[EOS], seqs[0]]  # a one-token docid and a shared docid too
+    host = build_trie(seqs, eos_id=EOS, vocab_size=V, width=W)
+    prompts = PROMPTS + [[2], [5, 6]]
+    for k in (K, host.num_docids + 3):
+        full = decode(host, prompts, 13, strategy, k=k, skip_determined=False)
+        for kw in ({}, {"independent_rows": True}, {"independent_rows": True, "reuse_prefix": True}):
+            out = decode(host, prompts, 13, strategy, k=k, **kw)
+            np.testing.assert_array_equal(out.docids, full.docids)
+            np.testing.assert_array_equal(out.tokens, full.tokens)
+            np.testing.assert_array_equal(out.logprobs, full.logprobs)
+        skipped = decode(host, prompts, 13, strategy, k=k, independent_rows=True)
+        whole = decode(host, prompts, 13, strategy, k=k, independent_rows=True, skip_determined=False)
+        for row in range(len(prompts)):
+            check_ranking(host, skipped, row, k)
+            assert skipped.fed_tokens[row] == _tokens_until_determined(host, skipped.tokens[row])
+        assert skipped.fed_tokens.sum() < whole.fed_tokens.sum() / 2
 
 
 def test_deterministic_given_key_and_independent_of_batch_mates():
