@@ -260,3 +260,38 @@ def test_exact_search_compiles_a_fixed_program_set_whatever_the_prompts(layout):
         for k in (1, 5, host.num_docids):
             top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4, layout=layout)
     assert [p._cache_size() for p in programs] == before
+
+
+def test_a_shared_prefix_run_once_gives_the_scores_of_whole_prompts():
+    """`common_prefix` is the longest token prefix of every prompt short of each one's last token; prompts run as
+    their rest after the prefix's segment (`encode_prompt(prefix=...)`) give the scores, bounds and answers of
+    prompts run whole: `score_all_docids`, `top_docids` with the prior and the head, `head_scores`. A prompt that
+    does not start with the prefix runs whole."""
+    from zerogr_jax.retrieval.docid_scoring import common_prefix, encode_prefix, head_scores, top_docids
+
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 3]]) == (1, 2)  # [1, 2, 3] keeps its last token
+    assert common_prefix([[4, 5], [6]]) == () and common_prefix([]) == ()
+    params = llama.init_params(CFG, jax.random.key(4))
+    params["embedding"] = params["embedding"] * 20.0
+    host = build_trie(corpus(n=60, seed=5), eos_id=EOS, vocab_size=V, width=3)
+    dev, model = host.to_device(), decoding.LlamaStepModel(CFG)
+    prompts = [[5, 9, 2, 17, 3], [5, 9, 2, 8, 8, 3, 2, 6], [5, 9, 2, 11]]
+    prefix = encode_prefix(model, params, common_prefix(prompts))
+    assert prefix.tokens == (5, 9, 2) and encode_prefix(model, params, ()) is None
+    prior = score_all_docids(model, params, [5, 9, 2, 4], host, dev)
+    np.testing.assert_allclose(score_all_docids(model, params, [5, 9, 2, 4], host, dev, prefix=prefix), prior,
+                               rtol=1e-5, atol=1e-5)
+    for prompt in prompts + [[7, 9, 2, 17]]:  # the last does not start with the prefix
+        whole = score_all_docids(model, params, prompt, host, dev)
+        np.testing.assert_allclose(score_all_docids(model, params, prompt, host, dev, prefix=prefix), whole,
+                                   rtol=1e-5, atol=1e-5)
+        for k in (3, 10):
+            want = top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4,
+                              head_token=0)
+            got = top_docids(model, params, prompt, host, dev, k, prior=prior, prior_weight=0.5, chunk=4,
+                             head_token=0, prefix=prefix)
+            assert got.ids.tolist() == want.ids.tolist() and got.scored == want.scored
+            np.testing.assert_allclose(got.logprobs, want.logprobs, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(got.head, want.head, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(head_scores(model, params, prompt, host, np.arange(5), 0, prefix=prefix),
+                                   head_scores(model, params, prompt, host, np.arange(5), 0), rtol=1e-4, atol=1e-4)
