@@ -278,6 +278,8 @@ def test_a_shared_prefix_run_once_gives_the_scores_of_whole_prompts():
     prompts = [[5, 9, 2, 17, 3], [5, 9, 2, 8, 8, 3, 2, 6], [5, 9, 2, 11]]
     prefix = encode_prefix(model, params, common_prefix(prompts))
     assert prefix.tokens == (5, 9, 2) and encode_prefix(model, params, ()) is None
+    # rests are padded to one width holding the longest prompt's rest: 40 - 3 tokens -> 64 (multiples of 32)
+    assert prefix.rest_width == 32 and encode_prefix(model, params, prefix.tokens, longest=40).rest_width == 64
     prior = score_all_docids(model, params, [5, 9, 2, 4], host, dev)
     np.testing.assert_allclose(score_all_docids(model, params, [5, 9, 2, 4], host, dev, prefix=prefix), prior,
                                rtol=1e-5, atol=1e-5)

@@ -240,6 +240,7 @@ class PromptPrefix(typing.NamedTuple):
 
     tokens: tuple[int, ...]
     segment: llama.SharedKV  # [layers, 1, kv, P0, head_dim], no padding
+    rest_width: int  # every prompt's rest is left-padded to this (one set of programs for a search), or wider
 
 
 # prompts are left-padded to a multiple of this: every program after the prompt is compiled per prompt width, so a
@@ -247,7 +248,7 @@ class PromptPrefix(typing.NamedTuple):
 # queries fit one width — while the padding costs only masked attention
 PROMPT_MULTIPLE = 128
 # the same for a prompt's tokens after a shared prefix (mostly the query: a few dozen tokens)
-REST_MULTIPLE = 64
+REST_MULTIPLE = 32
 
 
 def common_prefix(prompts: typing.Sequence[typing.Sequence[int]]) -> tuple[int, ...]:
@@ -262,13 +263,17 @@ def common_prefix(prompts: typing.Sequence[typing.Sequence[int]]) -> tuple[int, 
     return tuple(int(t) for t in first[:max(end, 0)])
 
 
-def encode_prefix(model: decoding.StepModel, params, tokens: typing.Sequence[int]) -> PromptPrefix | None:
-    """`tokens` run once as a read-only segment at positions 0..P0-1 (None when there are none)."""
+def encode_prefix(model: decoding.StepModel, params, tokens: typing.Sequence[int], longest: int = 0
+                  ) -> PromptPrefix | None:
+    """`tokens` run once as a read-only segment at positions 0..P0-1 (None when there are none). `longest`: the
+    longest prompt that will follow (in tokens, prefix included): every rest is padded to one width that holds it,
+    so a query set compiles one set of programs, not one per rest width it meets."""
     if not len(tokens):
         return None
     ids = jnp.asarray([list(tokens)], jnp.int32)
     _, (segment,), _ = _prompt_pass(model, params, ids, jnp.ones(ids.shape, bool))
-    return PromptPrefix(tuple(int(t) for t in tokens), segment)
+    rest = max(longest - len(tokens), 1)
+    return PromptPrefix(tuple(int(t) for t in tokens), segment, -(-rest // REST_MULTIPLE) * REST_MULTIPLE)
 
 
 def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: int = 0,
@@ -280,7 +285,8 @@ def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: 
 
     p0 = len(prefix.tokens) if prefix is not None else 0
     if p0 and len(prompt) > p0 and tuple(prompt[:p0]) == prefix.tokens:
-        tokens, mask = left_pad([list(prompt[p0:])], pad_id, multiple_of=REST_MULTIPLE)
+        tokens, mask = left_pad([list(prompt[p0:])], pad_id, length=max(prefix.rest_width, len(prompt) - p0),
+                                multiple_of=REST_MULTIPLE)
         return EncodedPrompt(*_prompt_pass(model, params, jnp.asarray(tokens), jnp.asarray(mask),
                                            (prefix.segment,)))
     tokens, mask = left_pad([prompt], pad_id, multiple_of=PROMPT_MULTIPLE)

@@ -274,7 +274,8 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
 
         # the chat template, system turn and instruction every prompt starts with run once, not once per query
         prior_prompt = builder.ids(instruction, [""])[0]
-        prefix = encode_prefix(model, model_params, common_prefix([*prompts, prior_prompt]))
+        every = [*prompts, prior_prompt]
+        prefix = encode_prefix(model, model_params, common_prefix(every), longest=max(map(len, every)))
     if prior is None and (config.prior_weight or with_prior):
         from zerogr_jax.retrieval.docid_scoring import score_all_docids
 
