@@ -21,8 +21,7 @@ import jax
 from experiments import finished_run, result_files
 from zerogr_jax import tokenization
 from zerogr_jax.retrieval import docid_scoring, search
-from zerogr_jax.retrieval.docid_scoring import (common_prefix, docid_paths, encode_prefix, score_all_docids,
-                                               top_docids)
+from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids, top_docids
 from zerogr_jax.retrieval_contract import PromptBuilder
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -33,8 +32,6 @@ def main(argv=None) -> None:
     ap.add_argument("--queries", type=int, default=12)
     ap.add_argument("--name", default="profile_exact_search")
     ap.add_argument("--layout", default="tree", choices=docid_scoring.LAYOUTS)
-    ap.add_argument("--shared-prefix", action="store_true",
-                    help="run the tokens every prompt starts with once, as search does (encode_prefix)")
     args = ap.parse_args(argv)
     phases = collections.defaultdict(lambda: {"calls": 0, "slots": 0, "s": 0.0})
 
@@ -87,22 +84,13 @@ def main(argv=None) -> None:
                       "phases": {k: {**v, "s": round(v["s"], 2)} for k, v in phases.items()}})
         return out
 
-    prompts = builder.ids(fr.index.instruction, list(fr.queries.values()))
-    prior_prompt = builder.ids(fr.index.instruction, [""])[0]
-    prefix = None
-    if args.shared_prefix:  # as search does: the tokens every prompt starts with, run once
-        every = [*prompts, prior_prompt]
-        prefix = timed("prefix", lambda: encode_prefix(step, params, common_prefix(every),
-                                                       longest=max(map(len, every))))
-        steps[-1]["prefix_tokens"] = len(prefix.tokens) if prefix else 0
-        steps[-1]["rest_tokens"] = [len(p) - steps[-1]["prefix_tokens"] for p in prompts]
-    prior = timed("prior", lambda: score_all_docids(step, params, prior_prompt, scored_trie, device_trie, pad_id=pad,
-                                                    layout=args.layout, prefix=prefix))
+    prior = timed("prior", lambda: score_all_docids(step, params, builder.ids(fr.index.instruction, [""])[0],
+                                                    scored_trie, device_trie, pad_id=pad, layout=args.layout))
     paths = docid_paths(scored_trie)
-    for qid, prompt in zip(fr.queries, prompts):
+    for qid, prompt in zip(fr.queries, builder.ids(fr.index.instruction, list(fr.queries.values()))):
         got = timed(qid, lambda: top_docids(step, params, prompt, scored_trie, device_trie, config.num_docids,
                                             prior=prior, prior_weight=config.prior_weight, pad_id=pad, paths=paths,
-                                            layout=args.layout, prefix=prefix))
+                                            layout=args.layout))
         steps[-1]["scored_in_full"] = got.scored
         print(steps[-1], flush=True)
     total = {"wall_s": round(sum(s["wall_s"] for s in steps), 1),

@@ -104,21 +104,15 @@ def _fixed_rows(rows: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([rows, np.repeat(rows[-1:], size - len(rows))])
 
 
-# a prompt's keys/values as read-only segments in position order: (prompt,), or (shared prefix, rest of the prompt)
-Segments = tuple[llama.SharedKV, ...]
-
-
 @functools.partial(jax.jit, static_argnames=("model",))
-def _prompt_pass(model: decoding.StepModel, params, prompt_tokens, prompt_mask, before: Segments = ()):
-    """prompt [1, P] (left-padded), after the segments `before` (a prefix of P0 real slots, no padding, or none) ->
-    (head logits after it [1, V'], before + its keys/values as a read-only segment, next position [1])."""
+def _prompt_pass(model: decoding.StepModel, params, prompt_tokens, prompt_mask):
+    """prompt [1, P] -> (head logits after it [1, V'], its keys/values as a read-only segment, next position [1])."""
     cfg = model.cfg
-    positions = generation.prompt_positions(prompt_mask) + sum(seg.mask.shape[1] for seg in before)
+    positions = generation.prompt_positions(prompt_mask)
     hidden, cache = llama.forward(model.model_params(params), cfg, prompt_tokens, positions,
                                   llama.init_cache(cfg, 1, prompt_tokens.shape[1]), 0, prompt_mask,
-                                  return_hidden=True, shared=before)
-    return (model.head(params, hidden[:, -1]), before + (llama.SharedKV(cache.k, cache.v, prompt_mask),),
-            positions[:, -1] + 1)
+                                  return_hidden=True)
+    return model.head(params, hidden[:, -1]), llama.SharedKV(cache.k, cache.v, prompt_mask), positions[:, -1] + 1
 
 
 def _constrained_logp(model: decoding.StepModel, params, first, trie: Trie, hid, tokens, from_nodes):
@@ -137,19 +131,19 @@ def _constrained_logp(model: decoding.StepModel, params, first, trie: Trie, hid,
     return jnp.sum(jnp.where(real, picked, 0.0), axis=1)
 
 
-def _rows_hidden(model: decoding.StepModel, params, shared: Segments, next_pos, tokens):
+def _rows_hidden(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens):
     """tokens [C, W] (-1 padding) as rows after one prompt's keys/values -> hidden states [C, W, D]. The rows read
     the prompt's segment once, never copying it."""
     c, width = tokens.shape
     row_pos = next_pos[:, None] + jnp.arange(width, dtype=jnp.int32)[None, :]  # [1, W]
     hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
                            jnp.broadcast_to(row_pos, (c, width)), llama.init_cache(model.cfg, c, width), 0,
-                           tokens >= 0, return_hidden=True, shared=shared)
+                           tokens >= 0, return_hidden=True, shared=(shared,))
     return hid
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _score_rows(model: decoding.StepModel, params, first, shared: Segments, next_pos, trie: Trie, tokens,
+def _score_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
                 from_nodes):
     """tokens / from_nodes [C, L] (-1 padding) after one prompt (`_prompt_pass`) -> [C] float32 constrained
     log-probabilities. A row's last token is only predicted, never fed."""
@@ -158,7 +152,7 @@ def _score_rows(model: decoding.StepModel, params, first, shared: Segments, next
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _score_head_rows(model: decoding.StepModel, params, first, shared: Segments, next_pos, trie: Trie, tokens,
+def _score_head_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
                      from_nodes, head_token):
     """`_score_rows` of whole docids (EOS included) with the EOS fed too, so that the same pass gives the rerank
     head's logit of `head_token` after each docid (`_head_rows`) -> [C, 2] float32: (log-probability, head score).
@@ -169,14 +163,14 @@ def _score_head_rows(model: decoding.StepModel, params, first, shared: Segments,
     return jnp.stack([_constrained_logp(model, params, first, trie, hid, tokens, from_nodes), head], axis=1)
 
 
-def _tree_hidden(model: decoding.StepModel, params, shared: Segments, next_pos, tokens, depth, visible):
+def _tree_hidden(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens, depth, visible):
     """Tree rows (`tree_rows.TreeRows`: tokens / depth [C, W], -1 = empty slot; visible [C, W, W]) after one prompt's
     keys/values -> hidden states [C, W, D]: each slot at the prompt's next position plus its depth, seeing the prompt
     and its ancestors (`_rows_hidden` for rows that are trees)."""
     c, width = tokens.shape
     hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, jnp.maximum(tokens, 0)),
                            next_pos[:, None] + depth, llama.init_cache(model.cfg, c, width), 0,
-                           visible & (tokens >= 0)[:, None, :], return_hidden=True, shared=shared)
+                           visible & (tokens >= 0)[:, None, :], return_hidden=True, shared=(shared,))
     return hid
 
 
@@ -191,7 +185,7 @@ def _after_nodes(model: decoding.StepModel, params, trie: Trie, hid, node, free:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "free"))
-def _score_tree_rows(model: decoding.StepModel, params, first, shared: Segments, next_pos, trie: Trie, tokens,
+def _score_tree_rows(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
                      depth, node, parent_slot, visible, read_slot, read_token, head_token, free: bool = False):
     """Tree rows (`tree_rows.TreeRows`, C rows of W slots and M reads) after one prompt -> ([C, W, 2] float32 per
     slot: the log-probability of its token at its parent (the prompt's `first` logits where the parent is the root)
@@ -217,7 +211,7 @@ def _score_tree_rows(model: decoding.StepModel, params, first, shared: Segments,
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _tree_next_logprobs(model: decoding.StepModel, params, shared: Segments, next_pos, trie: Trie, tokens, depth,
+def _tree_next_logprobs(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, trie: Trie, tokens, depth,
                         node, visible):
     """Tree rows (C rows of W slots, every node fed) after one prompt -> [C, W, V'] float32: the log-probabilities of
     the next token after each slot's node, constrained to its children (`_next_logprobs` for every slot at once)."""
@@ -230,65 +224,19 @@ class EncodedPrompt:
     """A prompt run once (`encode_prompt`): the head's logits after it, its keys/values, the next position."""
 
     first: jax.Array  # [1, V'] float32
-    shared: Segments  # each [layers, 1, kv, P_i, head_dim]: the prompt, or a shared prefix and the prompt's rest
+    shared: llama.SharedKV  # [layers, 1, kv, P, head_dim]
     next_pos: jax.Array  # [1] int32
-
-
-class PromptPrefix(typing.NamedTuple):
-    """Tokens that every prompt of a search starts with (chat template, system turn, instruction), run once
-    (`encode_prefix`): each prompt then runs only its own tokens after them (`encode_prompt(prefix=...)`)."""
-
-    tokens: tuple[int, ...]
-    segment: llama.SharedKV  # [layers, 1, kv, P0, head_dim], no padding
-    rest_width: int  # every prompt's rest is left-padded to this (one set of programs for a search), or wider
 
 
 # prompts are left-padded to a multiple of this: every program after the prompt is compiled per prompt width, so a
 # coarse multiple lets one set of programs serve a whole query set (and the docid prior's prompt) — most instructed
 # queries fit one width — while the padding costs only masked attention
 PROMPT_MULTIPLE = 128
-# the same for a prompt's tokens after a shared prefix (mostly the query: a few dozen tokens)
-REST_MULTIPLE = 32
 
 
-def common_prefix(prompts: typing.Sequence[typing.Sequence[int]]) -> tuple[int, ...]:
-    """The longest token prefix of every prompt, short of each prompt's last token (a prompt's rest is never empty:
-    its last position gives the logits of a docid's first token)."""
-    if not prompts:
-        return ()
-    end = min(len(p) for p in prompts) - 1
-    first = prompts[0]
-    for p in prompts[1:]:
-        end = next((i for i in range(end) if p[i] != first[i]), end)
-    return tuple(int(t) for t in first[:max(end, 0)])
-
-
-def encode_prefix(model: decoding.StepModel, params, tokens: typing.Sequence[int], longest: int = 0
-                  ) -> PromptPrefix | None:
-    """`tokens` run once as a read-only segment at positions 0..P0-1 (None when there are none). `longest`: the
-    longest prompt that will follow (in tokens, prefix included): every rest is padded to one width that holds it,
-    so a query set compiles one set of programs, not one per rest width it meets."""
-    if not len(tokens):
-        return None
-    ids = jnp.asarray([list(tokens)], jnp.int32)
-    _, (segment,), _ = _prompt_pass(model, params, ids, jnp.ones(ids.shape, bool))
-    rest = max(longest - len(tokens), 1)
-    return PromptPrefix(tuple(int(t) for t in tokens), segment, -(-rest // REST_MULTIPLE) * REST_MULTIPLE)
-
-
-def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: int = 0,
-                  prefix: PromptPrefix | None = None) -> EncodedPrompt:
-    """The prompt run once. With a `prefix` the prompt starts with, only its rest runs, after the prefix's segment
-    (same positions and attention as the whole prompt: the scores agree to float rounding); a prompt that does not
-    start with it runs whole."""
+def encode_prompt(model: decoding.StepModel, params, prompt: list[int], pad_id: int = 0) -> EncodedPrompt:
     from zerogr_jax.tokenization import left_pad
 
-    p0 = len(prefix.tokens) if prefix is not None else 0
-    if p0 and len(prompt) > p0 and tuple(prompt[:p0]) == prefix.tokens:
-        tokens, mask = left_pad([list(prompt[p0:])], pad_id, length=max(prefix.rest_width, len(prompt) - p0),
-                                multiple_of=REST_MULTIPLE)
-        return EncodedPrompt(*_prompt_pass(model, params, jnp.asarray(tokens), jnp.asarray(mask),
-                                           (prefix.segment,)))
     tokens, mask = left_pad([prompt], pad_id, multiple_of=PROMPT_MULTIPLE)
     return EncodedPrompt(*_prompt_pass(model, params, jnp.asarray(tokens), jnp.asarray(mask)))
 
@@ -373,7 +321,7 @@ def _bucketed_rows(tokens: np.ndarray, chunk: int, run, row_shape: tuple[int, ..
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _head_rows(model: decoding.StepModel, params, shared: Segments, next_pos, tokens, head_token):
+def _head_rows(model: decoding.StepModel, params, shared: llama.SharedKV, next_pos, tokens, head_token):
     """tokens [C, L] (-1 padding; each row a whole docid, EOS included) after one prompt -> [C] float32: the rerank
     head's logit (`rerank_head`) at each row's last token, i.e. after the docid's EOS."""
     hid = _rows_hidden(model, params, shared, next_pos, tokens)
@@ -384,7 +332,7 @@ def _head_rows(model: decoding.StepModel, params, shared: Segments, next_pos, to
 def head_scores(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, docids: np.ndarray,
                 head_token: int, *, chunk: int = ROWS, pad_id: int = 0,
                 paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree",
-                trie: Trie | None = None, prefix: PromptPrefix | None = None) -> np.ndarray:
+                trie: Trie | None = None) -> np.ndarray:
     """[N] float32: the rerank head's score of the docid indices `docids` [N] after `prompt` (token `head_token`,
     a vocabulary id): the prompt runs once, the docids (EOS included) after it, packed as prefix trees (`layout=
     "tree"`, `score_tree`; `trie` = `host_trie` on device, built here if not given) or one row each (`"rows"`)."""
@@ -392,7 +340,7 @@ def head_scores(model: decoding.StepModel, params, prompt: list[int], host_trie:
     if not len(docids):
         return np.empty(0, np.float32)
     paths = docid_paths(host_trie) if paths is None else paths
-    encoded = encode_prompt(model, params, prompt, pad_id, prefix)
+    encoded = encode_prompt(model, params, prompt, pad_id)
     if _layout(layout) == "tree":
         return score_tree(model, params, encoded, host_trie, host_trie.to_device() if trie is None else trie,
                           paths[0][docids], head_token=head_token)[:, 1]
@@ -411,19 +359,17 @@ def path_tokens(host_trie: TrieHost, paths: tuple[np.ndarray, np.ndarray], docid
 
 def score_all_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, *,
                      chunk: int = ROWS, pad_id: int = 0,
-                     paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree",
-                     prefix: PromptPrefix | None = None) -> np.ndarray:
+                     paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree") -> np.ndarray:
     """[U] float32: log p(docid u | prompt) under the trie constraint, for every docid of `host_trie`.
 
     `trie` is `host_trie` on device (the compact one with a compact head)."""
     return score_docids(model, params, prompt, host_trie, trie, np.arange(host_trie.num_docids), chunk=chunk,
-                        pad_id=pad_id, paths=paths, layout=layout, prefix=prefix)
+                        pad_id=pad_id, paths=paths, layout=layout)
 
 
 def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie,
                  docids: np.ndarray, *, chunk: int = ROWS, pad_id: int = 0,
-                 paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree",
-                 prefix: PromptPrefix | None = None) -> np.ndarray:
+                 paths: tuple[np.ndarray, np.ndarray] | None = None, layout: str = "tree") -> np.ndarray:
     """[N] float32: log p(docid | prompt) under the trie constraint for the docid indices `docids` [N] (any order,
     repeats allowed); `paths` = `docid_paths(host_trie)` when the caller scores many prompts over one trie. The
     prompt runs once, then the docids after it: packed as prefix trees (`layout="tree"`, `score_tree`) or one row
@@ -433,7 +379,7 @@ def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie
         return np.empty(0, np.float32)
     paths = docid_paths(host_trie) if paths is None else paths
     paths = (informative_nodes(host_trie, paths), paths[1])  # the tokens that carry the score, no more
-    encoded = encode_prompt(model, params, prompt, pad_id, prefix)
+    encoded = encode_prompt(model, params, prompt, pad_id)
     if _layout(layout) == "tree":
         return score_tree(model, params, encoded, host_trie, trie, paths[0][docids])
     tokens, from_nodes = path_tokens(host_trie, paths, docids)
@@ -441,7 +387,7 @@ def score_docids(model: decoding.StepModel, params, prompt: list[int], host_trie
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _next_logprobs(model: decoding.StepModel, params, first, shared: Segments, next_pos, trie: Trie, tokens,
+def _next_logprobs(model: decoding.StepModel, params, first, shared: llama.SharedKV, next_pos, trie: Trie, tokens,
                    last_node):
     """tokens [C, m] (root paths of m >= 0 tokens, no padding) -> [C, V'] float32: log-probabilities of the next
     token after each path, constrained to the children of its last node `last_node` [C] (-inf elsewhere)."""
@@ -452,7 +398,7 @@ def _next_logprobs(model: decoding.StepModel, params, first, shared: Segments, n
         row_pos = next_pos[:, None] + jnp.arange(m, dtype=jnp.int32)[None, :]
         hid, _ = llama.forward(model.model_params(params), model.cfg, model.vocab_ids(params, tokens),
                                jnp.broadcast_to(row_pos, (c, m)), llama.init_cache(model.cfg, c, m), 0,
-                               jnp.ones((c, m), bool), return_hidden=True, shared=shared)
+                               jnp.ones((c, m), bool), return_hidden=True, shared=(shared,))
         logits = model.head(params, hid[:, -1])
     return jax.nn.log_softmax(jnp.where(decoding.children_mask(trie, last_node), logits, NEG_INF), axis=-1)
 
@@ -496,8 +442,7 @@ class TopDocids(typing.NamedTuple):
 def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: TrieHost, trie: Trie, k: int, *,
                prior: np.ndarray | None = None, prior_weight: float = 0.0, bound_depth: int = 3, chunk: int = 32,
                rows: int = ROWS, pad_id: int = 0, paths: tuple[np.ndarray, np.ndarray] | None = None,
-               head_token: int | None = None, layout: str = "tree", prefix: PromptPrefix | None = None
-               ) -> TopDocids:
+               head_token: int | None = None, layout: str = "tree") -> TopDocids:
     """The k docids with the best log p(d | prompt) - prior_weight * prior[d], exactly, scoring few docids in full:
     the top k of `score_all_docids` minus the prior, without scoring every docid.
 
@@ -514,8 +459,7 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     `head_token` (a vocabulary id) the k docids found get their rerank head score from one more pass over them
     whole (EOS fed). The search scores a docid over its `informative_nodes` only (the tokens after them are
     forced: log-probability 0), so a docid whose bound has reached its last informative token is scored by its
-    bound, and one scored in full feeds its first 2-3 tokens, not its ~12. `prefix` (`encode_prefix`): tokens the
-    prompt starts with, already run; only the prompt's rest runs here.
+    bound, and one scored in full feeds its first 2-3 tokens, not its ~12.
     """
     u = host_trie.num_docids
     k = min(k, u)
@@ -524,7 +468,7 @@ def top_docids(model: decoding.StepModel, params, prompt: list[int], host_trie: 
     nodes = paths[0]  # [U, L] node at depth j + 1, -1 past the path's end
     lengths = (nodes >= 0).sum(1)
     correction = np.zeros(u, np.float32) if prior is None or not prior_weight else -prior_weight * prior
-    encoded = encode_prompt(model, params, prompt, pad_id, prefix)
+    encoded = encode_prompt(model, params, prompt, pad_id)
     full = np.full(u, -np.inf, np.float32)
     scored = np.zeros(u, bool)
 

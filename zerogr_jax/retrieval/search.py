@@ -268,19 +268,11 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
     pad = tokenization.pad_id_of(tokenizer)
     rng = jax.random.key(config.seed)
     pool = pool_size(config, trie.num_docids)
-    prefix = None
-    if config.strategy == "exact" or (prior is None and (config.prior_weight or with_prior)):
-        from zerogr_jax.retrieval.docid_scoring import common_prefix, encode_prefix
-
-        # the chat template, system turn and instruction every prompt starts with run once, not once per query
-        prior_prompt = builder.ids(instruction, [""])[0]
-        every = [*prompts, prior_prompt]
-        prefix = encode_prefix(model, model_params, common_prefix(every), longest=max(map(len, every)))
     if prior is None and (config.prior_weight or with_prior):
         from zerogr_jax.retrieval.docid_scoring import score_all_docids
 
-        prior = score_all_docids(model, model_params, prior_prompt, scored_trie, device_trie, pad_id=pad,
-                                 prefix=prefix)
+        prior = score_all_docids(model, model_params, builder.ids(instruction, [""])[0], scored_trie, device_trie,
+                                 pad_id=pad)
     docids = np.full((len(qids), pool), -1, np.int32)
     logprobs = np.full((len(qids), pool), -np.inf, np.float32)
     bar = tqdm(total=len(qids), desc=f"search ({config.strategy}, K={config.num_docids})", unit="q",
@@ -295,8 +287,7 @@ def decode_candidates(cfg: llama.LlamaConfig, params, tokenizer, trie: TrieHost,
         paths = docid_paths(scored_trie)
         for n, prompt in enumerate(prompts):
             top = top_docids(model, model_params, prompt, scored_trie, device_trie, pool, prior=prior,
-                             prior_weight=config.prior_weight, pad_id=pad, paths=paths, head_token=head_token,
-                             prefix=prefix)
+                             prior_weight=config.prior_weight, pad_id=pad, paths=paths, head_token=head_token)
             docids[n, :len(top.ids)], logprobs[n, :len(top.ids)] = top.ids, top.logprobs
             if rerank is not None:
                 rerank[n, :config.rerank_depth] = top.head[:config.rerank_depth]
