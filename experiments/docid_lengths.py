@@ -6,7 +6,7 @@ probability 1 under the constraint and is written without model steps: `decoding
     python experiments/docid_lengths.py --trie runs/demo_med/index/trie.npz --name docid_lengths_demo_med
 
 `--scifact-titles` is bench_decode.py's trie (decode_setup.scifact_inputs, the embedded tokenizer). Writes
-experiments/results/<name>.json: mean, median and max of both, and the mean model steps per docid each way (a docid's
+experiments/results/<name>.json (`result_files.record`): mean, median and max of both, and the mean model steps per docid each way (a docid's
 first token comes from the prompt's logits, and its EOS is never fed: length - 1 steps with every token fed,
 informative length - 1 with determined docids ended).
 """
@@ -14,17 +14,14 @@ informative length - 1 with determined docids ended).
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import pathlib
+import time
 
 import numpy as np
 
-from zerogr_jax import atomic_files
+from experiments import result_files
 from zerogr_jax.retrieval import docid_scoring
 from zerogr_jax.retrieval.trie import TrieHost, build_trie
-
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
 def scifact_title_trie(data_dir) -> TrieHost:
@@ -54,17 +51,16 @@ def main(argv=None):
     ap.add_argument("--data-dir", type=pathlib.Path, default=None)
     ap.add_argument("--name", required=True)
     args = ap.parse_args(argv)
+    started = time.time()
     if args.scifact_titles:
         from experiments.decode_setup import DEFAULT_DATA
         trie = scifact_title_trie(args.data_dir or DEFAULT_DATA)
     else:
         trie = TrieHost.load(args.trie)
-    result = dict(command="python experiments/docid_lengths.py " + " ".join(argv or os.sys.argv[1:]),
-                  date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  loadavg=os.getloadavg(), source="scifact titles" if args.scifact_titles else str(args.trie),
-                  **summary(trie))
-    atomic_files.atomic_write_json(RESULTS / f"{args.name}.json", result)
-    print(result)
+    source = "scifact titles" if args.scifact_titles else str(args.trie)
+    result_files.write(args.name, result_files.record(f"docid lengths and informative lengths, {source}",
+                                                      summary(trie), started=started, extra={"source": source}))
+    print(summary(trie))
 
 
 if __name__ == "__main__":

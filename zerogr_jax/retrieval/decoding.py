@@ -431,7 +431,6 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     Pure: jit it (see `compile_decoder`).
     """
     b, p = prompt_tokens.shape
-    finish = skip_determined
     depth, k = trie.max_depth, num_docids
     cache_len = p + depth - 1  # the last docid token (EOS) is never fed back
     first_logits, cache, next_pos = model.prefill(params, prompt_tokens, prompt_mask, cache_len)
@@ -454,7 +453,7 @@ def iterative_decode(model: StepModel, params, prompt_tokens: jax.Array, prompt_
     def advance(s: _Docid, token, logp, child, i) -> _Docid:
         live = ~s.done
         paths = s.paths.at[rows, i, s.j].set(jnp.where(live, child, s.paths[rows, i, s.j]))
-        if finish:
+        if skip_determined:
             child, paths = finish_determined(trie, paths, i, s.j, child, live)
         leaf = trie.node_docid[child]
         return _Docid(
@@ -525,7 +524,7 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
     L = 16 and SmolLM2's 49,152 tokens), so the row draws those tokens again from the kept logits, with the same
     keys, in the loop between model steps; it takes a model step only from the first token where its path leaves
     its predecessor's. The draws see the same logits, so the docids are those of the loop without reuse."""
-    b, k, finish = first_logits.shape[0], num_docids, skip_determined
+    b, k = first_logits.shape[0], num_docids
     depth, cache_len = trie.max_depth, prompt_kv.shape[1]
     slots, rows = jnp.arange(cache_len), jnp.arange(b)
 
@@ -538,7 +537,7 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
         at = jnp.minimum(st.j, depth - 1)
         paths = st.paths.at[rows, i, at].set(jnp.where(live, child, st.paths[rows, i, at]))
         end_node = child
-        if finish:  # a determined docid ends here; its predecessor match cannot go on (its node is exhausted now)
+        if skip_determined:  # a determined docid ends here; its predecessor match cannot go on (its node is exhausted now)
             end_node, paths = finish_determined(trie, paths, i, at, child, live)
         leaf = jnp.where(live, trie.node_docid[end_node], -1)
         logprob = jnp.where(st.j == 0, 0.0, st.logprob) + logp
