@@ -5,10 +5,10 @@ rerank head's scores equal a plain forward pass's reserved-token logit after eac
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from forward_reference import plain_forward
 from zerogr_jax.config import ConfigError
 from zerogr_jax.retrieval import decoding
 from zerogr_jax.retrieval.docid_scoring import docid_paths, score_all_docids
@@ -33,18 +33,16 @@ def brute_force(params, prompt, host):
     children = {}
     for n in range(1, host.num_nodes):
         children.setdefault(int(host.parent[n]), []).append(int(host.node_token[n]))
+    child = {(int(host.parent[c]), int(host.node_token[c])): c for c in range(1, host.num_nodes)}
+    docids = [host.docid_tokens(u) for u in range(host.num_docids)]
     out = []
-    for u in range(host.num_docids):
-        tokens = host.docid_tokens(u)
-        seq = np.asarray([prompt + tokens], np.int32)
-        logits = np.asarray(llama.forward(params, CFG, seq, jnp.arange(seq.shape[1])[None])[0][0])
+    for tokens, logits in zip(docids, plain_forward(params, CFG, [prompt + t for t in docids])):
         node, total = 0, 0.0
         for j, t in enumerate(tokens):
             row = logits[len(prompt) - 1 + j]
             allowed = children[node]
             total += row[t] - np.log(np.exp(row[allowed] - row[allowed].max()).sum()) - row[allowed].max()
-            node = next(c for c in range(1, host.num_nodes)
-                        if host.parent[c] == node and host.node_token[c] == t)
+            node = child[node, t]
         out.append(total)
     return np.asarray(out)
 
@@ -152,11 +150,9 @@ def test_head_scores_equal_the_reserved_tokens_logit_after_each_docid():
     params = llama.init_params(CFG, jax.random.key(4))
     host = build_trie(corpus(), eos_id=EOS, vocab_size=V, width=3)
     prompt, token = [5, 9, 2, 17, 8], 0
-    want = []
-    for u in range(host.num_docids):
-        seq = np.asarray([prompt + host.docid_tokens(u)], np.int32)
-        hidden, _ = llama.forward(params, CFG, seq, jnp.arange(seq.shape[1])[None], return_hidden=True)
-        want.append(float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token]))
+    hidden = plain_forward(params, CFG, [prompt + host.docid_tokens(u) for u in range(host.num_docids)],
+                           return_hidden=True)
+    want = [float(h[-1] @ np.asarray(params["embedding"])[token]) for h in hidden]
     subset = np.asarray([3, 0, 3, host.num_docids - 1, 7])
     got = head_scores(decoding.LlamaStepModel(CFG), params, prompt, host, subset, token, chunk=4)
     np.testing.assert_allclose(got, np.asarray(want)[subset], rtol=1e-4, atol=1e-4)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import embedded_available, tiny_smollm2_vocab_llama
+from forward_reference import plain_forward
 from zerogr_jax.retrieval.search import SearchConfig, compact_vocabulary, search
 from zerogr_jax.retrieval.trie import build_trie
 
@@ -192,10 +193,7 @@ def test_rerank_depth_reorders_the_exact_top_by_the_heads_logit(tokenizer):
     """search.rerank_depth = N: the exact top N (prior included) re-ordered by the rerank head, i.e. the logit of
     `<empty_output>` after prompt + docid + EOS from a plain full-vocabulary forward pass, then cut to K. Runs on the
     compact head, so the head's token (outside the docid vocabulary) is read from the full embedding."""
-    import jax.numpy as jnp
-
     from zerogr_jax.config import ConfigError
-    from zerogr_jax.models import llama
     from zerogr_jax.retrieval_contract import PromptBuilder
 
     cfg, params = tiny_smollm2_vocab_llama(seed=3)
@@ -211,14 +209,12 @@ def test_rerank_depth_reorders_the_exact_top_by_the_heads_logit(tokenizer):
     for qid, text in queries.items():
         prompt = PromptBuilder(tokenizer).ids("find the abstract", [text])[0]
 
-        def head(d):
-            seq = jnp.asarray([prompt + trie.docid_tokens(docid_of[d])], jnp.int32)
-            hidden, _ = llama.forward(params, cfg, seq, jnp.arange(seq.shape[1])[None], return_hidden=True)
-            return float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token])
-
         pool = sorted(top[qid], key=top[qid].get, reverse=True)
         assert len(pool) == 5
-        want = sorted(pool, key=head, reverse=True)[:3]
+        hidden = plain_forward(params, cfg, [prompt + trie.docid_tokens(docid_of[d]) for d in pool],
+                               return_hidden=True)
+        head = {d: float(h[-1] @ np.asarray(params["embedding"])[token]) for d, h in zip(pool, hidden)}
+        want = sorted(pool, key=head.get, reverse=True)[:3]
         assert sorted(run[qid], key=run[qid].get, reverse=True) == want
     with pytest.raises(ConfigError, match="rerank_depth"):
         SearchConfig(rerank_depth=-1)
@@ -253,9 +249,6 @@ def test_head_candidates_equal_a_full_forward_pass_and_follow_shared_docids(toke
     """The head-scored candidate rows (fusion rows over BM25's pool): each candidate's score is the logit of the
     head token after prompt + docid + EOS from a plain full-vocabulary forward pass; documents sharing a docid share
     it; an unknown candidate is an error naming it."""
-    import jax.numpy as jnp
-
-    from zerogr_jax.models import llama
     from zerogr_jax.retrieval.candidate_scoring import head_candidates
     from zerogr_jax.retrieval_contract import PromptBuilder
 
@@ -266,10 +259,10 @@ def test_head_candidates_equal_a_full_forward_pass_and_follow_shared_docids(toke
     for qid, text in queries.items():
         prompt = PromptBuilder(tokenizer).ids("find the abstract", [text])[0]
         assert sorted(got[qid]) == sorted(set(candidates[qid]))
-        for d, score in got[qid].items():
-            seq = jnp.asarray([prompt + trie.docid_tokens(int(docid_of[doc_ids.index(d)]))], jnp.int32)
-            hidden, _ = llama.forward(params, cfg, seq, jnp.arange(seq.shape[1])[None], return_hidden=True)
-            want = float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token])
+        hidden = plain_forward(params, cfg, [prompt + trie.docid_tokens(int(docid_of[doc_ids.index(d)]))
+                                             for d in got[qid]], return_hidden=True)
+        for (d, score), h in zip(got[qid].items(), hidden):
+            want = float(h[-1] @ np.asarray(params["embedding"])[token])
             np.testing.assert_allclose(score, want, rtol=1e-4, atol=1e-4)
     assert got["q1"]["d2"] == got["q1"]["d8"]
     with pytest.raises(KeyError, match="d99"):

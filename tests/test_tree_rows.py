@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from forward_reference import plain_forward
 from test_docid_scoring import CFG, EOS, V, brute_force, corpus
 from zerogr_jax.models import llama
 from zerogr_jax.retrieval import decoding, docid_scoring, tree_rows
@@ -169,18 +170,15 @@ def test_a_docids_first_informative_tokens_carry_its_whole_score_for_fewer_slots
 def test_unconstrained_scores_of_whole_docids_equal_a_plain_forward_pass():
     """score_tree(free=True): each docid's log-likelihood over the whole vocabulary (no trie mask), beside the
     constrained score and the head, equals the sum of log_softmax over a plain forward pass of prompt + docid."""
-    import jax.numpy as jnp
-
     params = llama.init_params(CFG, jax.random.key(3))
     params["embedding"] = params["embedding"] * 20.0
     host = _host(n=30, seed=2)
     model, dev = decoding.LlamaStepModel(CFG), host.to_device()
     prompt = [5, 9, 2, 17]
+    docids = [host.docid_tokens(u) for u in range(host.num_docids)]
     want = []
-    for u in range(host.num_docids):
-        tokens = host.docid_tokens(u)
-        seq = np.asarray([prompt + tokens], np.int32)
-        logp = np.asarray(jax.nn.log_softmax(llama.forward(params, CFG, seq, jnp.arange(seq.shape[1])[None])[0][0]))
+    for tokens, logits in zip(docids, plain_forward(params, CFG, [prompt + t for t in docids])):
+        logp = np.asarray(jax.nn.log_softmax(logits))
         want.append(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(tokens)))
     encoded = encode_prompt(model, params, prompt)
     nodes = docid_paths(host)[0]
