@@ -6,9 +6,9 @@ probability 1 under the constraint and is written without model steps: `decoding
     python experiments/docid_lengths.py --trie runs/demo_med/index/trie.npz --name docid_lengths_demo_med
 
 `--scifact-titles` is bench_decode.py's trie (decode_setup.scifact_inputs, the embedded tokenizer). Writes
-experiments/results/<name>.json (`result_files.record`): mean, median and max of both, and the mean model steps per docid each way (a docid's
-first token comes from the prompt's logits, and its EOS is never fed: length - 1 steps with every token fed,
-informative length - 1 with determined docids ended).
+experiments/results/<name>.json (`result_files.record`): mean, median and max of both, and the mean model steps per
+docid each way (a docid's first token comes from the prompt's logits, and its EOS is never fed: length - 1 steps with
+every token fed, informative length - 1 with determined docids ended).
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ def main(argv=None):
     else:
         trie = TrieHost.load(args.trie)
     source = "scifact titles" if args.scifact_titles else str(args.trie)
-    result_files.write(args.name, result_files.record(f"docid lengths and informative lengths, {source}",
-                                                      summary(trie), started=started, extra={"source": source}))
-    print(summary(trie))
+    lengths = summary(trie)
+    result_files.write(args.name, result_files.record(f"docid lengths and informative lengths, {source}", lengths,
+                                                      started=started, extra={"source": source}))
+    print(lengths)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ def corpus(n=40, seed=3):
 
 def brute_force(params, prompt, host):
     """Per docid: the whole prompt + docid run without a cache, each token's log-softmax over the node's children."""
-    children = {}
-    for n in range(1, host.num_nodes):
-        children.setdefault(int(host.parent[n]), []).append(int(host.node_token[n]))
-    child = {(int(host.parent[c]), int(host.node_token[c])): c for c in range(1, host.num_nodes)}
+    children, child = {}, {}  # a node's child tokens; (node, token) -> child
+    for c in range(1, host.num_nodes):
+        node, token = int(host.parent[c]), int(host.node_token[c])
+        children.setdefault(node, []).append(token)
+        child[node, token] = c
     docids = [host.docid_tokens(u) for u in range(host.num_docids)]
     out = []
     for tokens, logits in zip(docids, plain_forward(params, CFG, [prompt + t for t in docids])):

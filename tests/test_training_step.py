@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from forward_reference import plain_forward
 from training_fixtures import TINY, assert_trees_equal, compilation_cache, host, tiny_examples, tiny_params, \
     tiny_setup  # noqa: F401 (fixture)
 from zerogr_jax.training import step as tr
@@ -168,12 +169,9 @@ def test_head_rank_objective_is_ranknet_on_a_reserved_tokens_logit_after_each_do
     token = 5
     terms = jax.jit(lambda p, c, b: tr.rank_loss_terms(p, c, TINY, b, 3, 0.7, head_token=token))
     objective, stats = terms(trainable, consts, batch)
-    s = []
-    for r in range(12):
-        n = int(ex.kv_mask[r].sum())
-        hidden, _ = llama.forward(params, TINY, ex.tokens[r:r + 1, :n], jnp.arange(n)[None], return_hidden=True)
-        s.append(float(np.asarray(hidden)[0, -1] @ np.asarray(params["embedding"])[token]))
-    s = np.array(s).reshape(4, 3)
+    hidden = plain_forward(params, TINY, [ex.tokens[r, :int(ex.kv_mask[r].sum())] for r in range(12)],
+                           return_hidden=True)
+    s = np.array([float(h[-1] @ np.asarray(params["embedding"])[token]) for h in hidden]).reshape(4, 3)
     ranknet = np.log1p(np.exp(s[:, 1:] - s[:, :1]))
     np.testing.assert_allclose(float(objective), 0.7 * ranknet.mean(), rtol=1e-4)
     stats = host(stats)

@@ -519,11 +519,12 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
 
     `reuse_prefix`: a docid that starts down its predecessor's path needs no model step for the shared part (the
     hope was that reverse annealing's near-greedy early iterations share long prefixes; measured, they rarely do:
-    2 % of the tokens on a trained med retriever at K = 10, BENCHMARKS.md, session 18). Slot p + d of the row's cache still holds the KV of the shared token at depth d, and
-    the logits the model gave after it are kept per row and depth (`depth_logits`, [B, L, V] f32: 3 MB per row at
-    L = 16 and SmolLM2's 49,152 tokens), so the row draws those tokens again from the kept logits, with the same
-    keys, in the loop between model steps; it takes a model step only from the first token where its path leaves
-    its predecessor's. The draws see the same logits, so the docids are those of the loop without reuse."""
+    2 % of the tokens on a trained med retriever at K = 10, BENCHMARKS.md, session 18). Slot p + d of the row's
+    cache still holds the KV of the shared token at depth d, and the logits the model gave after it are kept per
+    row and depth (`depth_logits`, [B, L, V] f32: 3 MB per row at L = 16 and SmolLM2's 49,152 tokens), so the row
+    draws those tokens again from the kept logits, with the same keys, in the loop between model steps; it takes a
+    model step only from the first token where its path leaves its predecessor's. The draws see the same logits, so
+    the docids are those of the loop without reuse."""
     b, k = first_logits.shape[0], num_docids
     depth, cache_len = trie.max_depth, prompt_kv.shape[1]
     slots, rows = jnp.arange(cache_len), jnp.arange(b)
@@ -537,7 +538,8 @@ def _independent_rows(model: StepModel, params, first_logits, cache, next_pos, p
         at = jnp.minimum(st.j, depth - 1)
         paths = st.paths.at[rows, i, at].set(jnp.where(live, child, st.paths[rows, i, at]))
         end_node = child
-        if skip_determined:  # a determined docid ends here; its predecessor match cannot go on (its node is exhausted now)
+        # A determined docid ends here; its predecessor match cannot go on (its node is exhausted now).
+        if skip_determined:
             end_node, paths = finish_determined(trie, paths, i, at, child, live)
         leaf = jnp.where(live, trie.node_docid[end_node], -1)
         logprob = jnp.where(st.j == 0, 0.0, st.logprob) + logp
