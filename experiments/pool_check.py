@@ -40,14 +40,14 @@ def main(argv=None) -> int:
     ap.add_argument("--atol", type=float, default=1e-4)
     args = ap.parse_args(argv)
     saved = Candidates.load(args.candidates)
+    depth = int(np.sum(np.isfinite(saved.rerank[0]))) if saved.rerank is not None else 0
+    config = SearchConfig(num_docids=10, strategy="exact", prior_weight=args.prior_weight, rerank_depth=depth)
+    if saved.docids.shape[1] != max(10, depth):  # checked before the model loads
+        raise SystemExit(f"{args.candidates}: a pool of {saved.docids.shape[1]}, not what this check searches")
     fr = finished_run.load(args.workdir, args.collection)
     qids = saved.qids[:args.queries]
     if any(q not in fr.queries for q in qids):
         raise SystemExit(f"{args.candidates}: queries not judged in {args.collection}: the pool is another collection's")
-    depth = int(np.sum(np.isfinite(saved.rerank[0]))) if saved.rerank is not None else 0
-    config = SearchConfig(num_docids=10, strategy="exact", prior_weight=args.prior_weight, rerank_depth=depth)
-    if saved.docids.shape[1] != max(10, depth):
-        raise SystemExit(f"{args.candidates}: a pool of {saved.docids.shape[1]}, not what this check searches")
     new = decode_candidates(fr.retriever.cfg, fr.retriever.params, fr.retriever.tokenizer, fr.trie,
                             {q: fr.queries[q] for q in qids}, fr.index.instruction, config, progress=False)
     diff = differences(saved, new, len(qids))
