@@ -3,13 +3,17 @@ the token cap, side by side in one run on the same documents and seeds.
 
     python experiments/bench_query_generation.py --docs 24 --queries-per-doc 4
     python experiments/bench_query_generation.py --docs 16 --top-p 0.9 --name bench_query_generation_top_p09
+    python experiments/bench_query_generation.py --docs 64 --docs-per-call 8 32 --paths shared_prefix_stop_at_newline \
+        --name bench_query_generation_batch
 
 The prompt is indexing's (`QueryPrompt`: system turn, two worked examples, the task instruction, the document's
 first 128 words), B samples per document at temperature 1 (`--temperature`, `--top-p`), up to 64 new tokens,
-8 documents (32 rows) per call as `zerogr index --batch-size 32` runs it. The two paths alternate call by call (after
-one compile call each), so load drifts reach both. Reported per path: seconds per document and how many samples the
-query filters keep; the first lines kept agree between the paths except where float reassociation in the split
-prefill flips a draw. Writes experiments/results/<--name>.json.
+`--docs-per-call` documents (B rows each) per call. Every (path, documents per call) pair is a side: the sides take
+turns over the same block of documents (the largest documents per call; smaller ones run it in several calls), after
+one untimed compile block each, so load drifts reach all of them. `zerogr index` runs 32 documents per call
+(`index.batch_size`). Reported per side: seconds per document and how many samples the query filters keep; the first
+lines kept agree between the paths except where float reassociation in the split prefill flips a draw (sides with
+different documents per call draw with other seeds). Writes experiments/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -47,52 +51,61 @@ def main(argv=None) -> None:
     ap.add_argument("--collection", default="cranfield")
     ap.add_argument("--docs", type=int, default=24, help="documents timed per path (after one compile call)")
     ap.add_argument("--queries-per-doc", type=int, default=4)
-    ap.add_argument("--docs-per-call", type=int, default=8)
+    ap.add_argument("--docs-per-call", type=int, nargs="+", default=[8])
+    ap.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--name", default="bench_query_generation")
     args = ap.parse_args(argv)
     started = time.time()
     model = load_model("smollm2-135m-instruct", dtype="float32")
-    per, ns = args.docs_per_call, args.queries_per_doc
-    prompt, docs, encoded = indexing_prompts(model.tokenizer, args.collection, args.docs + per)
+    block, ns = max(args.docs_per_call), args.queries_per_doc
+    if args.docs % block:
+        raise SystemExit(f"--docs {args.docs} must be a multiple of the largest --docs-per-call ({block})")
+    sides = [(p, per) for p in args.paths for per in args.docs_per_call]
+    name = lambda p, per: p if len(args.docs_per_call) == 1 else f"{p}@{per}"  # noqa: E731
+    prompt, docs, encoded = indexing_prompts(model.tokenizer, args.collection, args.docs + block)
     examples = [q for _, q in prompt.examples]
-    seconds = {p: 0.0 for p in PATHS}
-    kept = {p: 0 for p in PATHS}
-    firsts: dict[str, list[str]] = {p: [] for p in PATHS}
+    seconds = {name(*s): 0.0 for s in sides}
+    kept = {name(*s): 0 for s in sides}
+    firsts: dict[str, list[str]] = {name(*s): [] for s in sides}
     prefix_lengths = []
-    for call, start in enumerate(range(0, len(docs), per)):
-        batch, prompts = docs[start:start + per], encoded[start:start + per]
-        prefix_lengths.append(tg.shared_prefix_length(prompts, 32))
-        for path, how in PATHS.items():
-            t0 = time.perf_counter()
-            ids = tg.generate_tokens(model, prompts, max_new_tokens=64, temperature=args.temperature,
-                                     top_p=args.top_p, batch_size=per, num_samples=ns, seed=call,
-                                     share_prefix=how["share_prefix"],
-                                     stop_ids=tg.stop_token_ids(model.tokenizer, how["stop"]))
-            dt = time.perf_counter() - t0
-            texts = [tg.cut_at_stop(model.tokenizer.decode(x, skip_special_tokens=True), how["stop"]) for x in ids]
+    for call, start in enumerate(range(0, len(docs), block)):
+        prefix_lengths.append(tg.shared_prefix_length(encoded[start:start + block], 32))
+        for path, per in sides:
+            how, side = PATHS[path], name(path, per)
+            dt, texts = 0.0, []
+            for sub in range(start, start + block, per):
+                t0 = time.perf_counter()
+                ids = tg.generate_tokens(model, encoded[sub:sub + per], max_new_tokens=64,
+                                         temperature=args.temperature, top_p=args.top_p, batch_size=per,
+                                         num_samples=ns, seed=call, share_prefix=how["share_prefix"],
+                                         stop_ids=tg.stop_token_ids(model.tokenizer, how["stop"]))
+                dt += time.perf_counter() - t0
+                texts += [tg.cut_at_stop(model.tokenizer.decode(x, skip_special_tokens=True), how["stop"])
+                          for x in ids]
             if call == 0:
                 continue  # compiles
-            seconds[path] += dt
-            for i, d in enumerate(batch):
+            seconds[side] += dt
+            for i, d in enumerate(docs[start:start + block]):
                 k, _ = queries.filter_queries(texts[i * ns:(i + 1) * ns], content_stems(document_text(d.title, d.text)),
                                               examples)
-                kept[path] += len(k)
-            firsts[path] += [queries.clean_completion(t) for t in texts]
-            print(f"call {call} {path}: {dt:.1f} s", flush=True)
-    timed_docs = len(docs) - per
-    same = float(np.mean([a == b for a, b in zip(*firsts.values())]))
+                kept[side] += len(k)
+            firsts[side] += [queries.clean_completion(t) for t in texts]
+            print(f"block {call} {side}: {dt:.1f} s", flush=True)
+    timed_docs = len(docs) - block
+    first_lines = list(firsts.values())
+    same = float(np.mean([a == b for a, b in zip(first_lines[0], first_lines[-1])]))
     results = {"temperature": args.temperature, "top_p": args.top_p, "documents": timed_docs, "queries_per_doc": ns,
-               "docs_per_call": per,
+               "docs_per_call": args.docs_per_call[0] if len(args.docs_per_call) == 1 else args.docs_per_call,
                "shared_prefix_tokens": prefix_lengths, "mean_prompt_tokens": float(np.mean([len(p) for p in encoded])),
-               "paths": {p: {"seconds": seconds[p], "seconds_per_doc": seconds[p] / timed_docs,
-                             "kept_queries": kept[p], "samples": timed_docs * ns} for p in PATHS},
+               "paths": {s: {"seconds": seconds[s], "seconds_per_doc": seconds[s] / timed_docs,
+                             "kept_queries": kept[s], "samples": timed_docs * ns} for s in seconds},
                "same_first_line_share": same,
-               "speedup": seconds["whole_prompts_no_stop"] / seconds["shared_prefix_stop_at_newline"]}
+               "speedup": seconds[name(*sides[0])] / seconds[name(*sides[-1])]}
     for p, r in results["paths"].items():
-        print(f"{p:>30}: {r['seconds_per_doc']:.2f} s/doc, kept {r['kept_queries']}/{r['samples']}")
-    print(f"speedup {results['speedup']:.2f}x; same first line in {same:.0%} of samples")
+        print(f"{p:>33}: {r['seconds_per_doc']:.2f} s/doc, kept {r['kept_queries']}/{r['samples']}")
+    print(f"speedup (first side / last side) {results['speedup']:.2f}x; same first line in {same:.0%} of samples")
     result_files.write(args.name, result_files.record(
         f"pseudo-query generation, {args.collection}, B = {ns}, T = {args.temperature}, top-p = {args.top_p}, "
         f"SmolLM2-135M f32", results, started=started))
