@@ -3,17 +3,18 @@ the token cap, side by side in one run on the same documents and seeds.
 
     python experiments/bench_query_generation.py --docs 24 --queries-per-doc 4
     python experiments/bench_query_generation.py --docs 16 --top-p 0.9 --name bench_query_generation_top_p09
-    python experiments/bench_query_generation.py --docs 64 --docs-per-call 8 32 --paths shared_prefix_stop_at_newline \
+    python experiments/bench_query_generation.py --docs 32 --docs-per-call 8 32 --paths shared_prefix_stop_at_newline \
         --name bench_query_generation_batch
 
 The prompt is indexing's (`QueryPrompt`: system turn, two worked examples, the task instruction, the document's
 first 128 words), B samples per document at temperature 1 (`--temperature`, `--top-p`), up to 64 new tokens,
 `--docs-per-call` documents (B rows each) per call. Every (path, documents per call) pair is a side: the sides take
 turns over the same block of documents (the largest documents per call; smaller ones run it in several calls), after
-one untimed compile block each, so load drifts reach all of them. `zerogr index` runs 32 documents per call
-(`index.batch_size`). Reported per side: seconds per document and how many samples the query filters keep; the first
-lines kept agree between the paths except where float reassociation in the split prefill flips a draw (sides with
-different documents per call draw with other seeds). Writes experiments/results/<--name>.json.
+one untimed compile block each, so load drifts reach all of them. `zerogr index` runs index.batch_size / B documents
+per call (32 rows: 8 documents at B = 4, `JaxTextGenerator.chat`). Reported per side: seconds per document and how
+many samples the query filters keep; the first lines kept agree between the paths except where float reassociation in
+the split prefill flips a draw (sides with different documents per call draw with other seeds). Writes
+experiments/results/<--name>.json.
 """
 
 from __future__ import annotations
