@@ -6,7 +6,9 @@ prior) with the search that made it, and compares docids, scores and head scores
 
 For a retriever retrained after its workdir was lost: rows computed later from the saved pool (`mix_rows.py`,
 `free_rows.py`) combine the saved scores with the new model's, which is sound only if the two models are the same.
-Exits 1 when any array differs by more than `--atol`; writes nothing.
+Each query's docids are compared as a set, and each docid's scores with its own (two docids whose corrected scores
+tie to float noise may trade places in the pool's order; `positions` counts those places). Exits 1 when a docid is
+in one pool and not the other, or when any score differs by more than `--atol`; writes nothing.
 """
 
 from __future__ import annotations
@@ -21,14 +23,30 @@ from zerogr_jax.retrieval.search import Candidates, SearchConfig, decode_candida
 
 
 def differences(saved: Candidates, new: Candidates, n: int) -> dict[str, float]:
-    """Max |difference| per array over the first n queries (docids: the number of differing entries)."""
-    out = {"docids": float(np.sum(saved.docids[:n] != new.docids))}
-    finite = lambda a: np.where(np.isfinite(a), a, 0.0)  # noqa: E731 (-inf / NaN padding sits at the same places)
-    out["logprobs"] = float(np.max(np.abs(finite(saved.logprobs[:n]) - finite(new.logprobs))))
+    """Over the first n queries: `docids`, how many (query, docid) pairs are in one pool and not the other;
+    `positions`, how many pool positions hold another docid (docids whose scores tie to float noise may trade
+    places: the pool is sorted by a score computed in float32); `logprobs` and `rerank`, the max |difference| of a
+    docid's score between the pools, each docid matched to itself; `prior`, the max |difference| of the docid prior."""
+    a, b = saved.docids[:n], new.docids
+    out = {"docids": 0.0, "positions": float(np.sum(a != b))}
+    finite = lambda x: np.where(np.isfinite(x), x, 0.0)  # noqa: E731 (-inf / NaN padding sits at the same places)
+    arrays = {"logprobs": (saved.logprobs, new.logprobs)}
+    if saved.rerank is not None:
+        arrays["rerank"] = (saved.rerank, new.rerank)
+    worst = {k: 0.0 for k in arrays}
+    for q in range(n):
+        only = set(a[q][a[q] >= 0].tolist()) ^ set(b[q][b[q] >= 0].tolist())
+        out["docids"] += len(only)
+        where = {int(d): i for i, d in enumerate(b[q]) if d >= 0}
+        cols = [(i, where[int(d)]) for i, d in enumerate(a[q]) if d >= 0 and int(d) in where]
+        if not cols:
+            continue
+        i, j = map(np.asarray, zip(*cols))
+        for k, (x, y) in arrays.items():
+            worst[k] = max(worst[k], float(np.max(np.abs(finite(x[q, i]) - finite(y[q, j])))))
+    out.update(worst)
     if saved.prior is not None:
         out["prior"] = float(np.max(np.abs(saved.prior - new.prior)))
-    if saved.rerank is not None:
-        out["rerank"] = float(np.max(np.abs(finite(saved.rerank[:n]) - finite(new.rerank))))
     return out
 
 
@@ -51,7 +69,7 @@ def main(argv=None) -> int:
     new = decode_candidates(fr.retriever.cfg, fr.retriever.params, fr.retriever.tokenizer, fr.trie,
                             {q: fr.queries[q] for q in qids}, fr.index.instruction, config, progress=False)
     diff = differences(saved, new, len(qids))
-    same = diff["docids"] == 0 and all(v <= args.atol for k, v in diff.items() if k != "docids")
+    same = diff["docids"] == 0 and all(v <= args.atol for k, v in diff.items() if k not in ("docids", "positions"))
     print(json.dumps({"candidates": args.candidates, "workdir": args.workdir, "queries": len(qids),
                       "max_abs_difference": diff, "same": same}))
     return 0 if same else 1
