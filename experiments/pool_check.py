@@ -35,15 +35,13 @@ def differences(saved: Candidates, new: Candidates, n: int) -> dict[str, float]:
         arrays["rerank"] = (saved.rerank, new.rerank)
     worst = {k: 0.0 for k in arrays}
     for q in range(n):
-        only = set(a[q][a[q] >= 0].tolist()) ^ set(b[q][b[q] >= 0].tolist())
-        out["docids"] += len(only)
-        where = {int(d): i for i, d in enumerate(b[q]) if d >= 0}
-        cols = [(i, where[int(d)]) for i, d in enumerate(a[q]) if d >= 0 and int(d) in where]
-        if not cols:
-            continue
-        i, j = map(np.asarray, zip(*cols))
+        ia, ib = np.flatnonzero(a[q] >= 0), np.flatnonzero(b[q] >= 0)  # -1: padding; a pool's docids are unique
+        common, i, j = np.intersect1d(a[q, ia], b[q, ib], assume_unique=True, return_indices=True)
+        i, j = ia[i], ib[j]
+        out["docids"] += len(ia) + len(ib) - 2 * len(common)
         for k, (x, y) in arrays.items():
-            worst[k] = max(worst[k], float(np.max(np.abs(finite(x[q, i]) - finite(y[q, j])))))
+            if len(common):
+                worst[k] = max(worst[k], float(np.max(np.abs(finite(x[q, i]) - finite(y[q, j])))))
     out.update(worst)
     if saved.prior is not None:
         out["prior"] = float(np.max(np.abs(saved.prior - new.prior)))
