@@ -10,11 +10,11 @@ The prompt is indexing's (`QueryPrompt`: system turn, two worked examples, the t
 first 128 words), B samples per document at temperature 1 (`--temperature`, `--top-p`), up to 64 new tokens,
 `--docs-per-call` documents (B rows each) per call. Every (path, documents per call) pair is a side: the sides take
 turns over the same block of documents (the largest documents per call; smaller ones run it in several calls), after
-one untimed compile block each, so load drifts reach all of them. `zerogr index` runs index.batch_size / B documents
-per call (32 rows: 8 documents at B = 4, `JaxTextGenerator.chat`). Reported per side: seconds per document and how
-many samples the query filters keep; the first lines kept agree between the paths except where float reassociation in
-the split prefill flips a draw (sides with different documents per call draw with other seeds). Writes
-experiments/results/<--name>.json.
+one untimed compile block each (its seconds recorded as first_block_seconds), so load drifts reach all of them.
+`zerogr index` runs index.batch_size / B documents per call (32 rows: 8 documents at B = 4, `JaxTextGenerator.chat`).
+Reported per side: seconds per document and how many samples the query filters keep; the first lines kept agree
+between the paths except where float reassociation in the split prefill flips a draw (sides with different documents
+per call draw with other seeds). Writes experiments/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def main(argv=None) -> None:
     examples = [q for _, q in prompt.examples]
     seconds = {name(*s): 0.0 for s in sides}
     kept = {name(*s): 0 for s in sides}
+    first_block = {}  # seconds of each side's untimed first block: its compiles and one block of generation
     firsts: dict[str, list[str]] = {name(*s): [] for s in sides}
     prefix_lengths = []
     for call, start in enumerate(range(0, len(docs), block)):
@@ -86,7 +87,8 @@ def main(argv=None) -> None:
                 texts += [tg.cut_at_stop(model.tokenizer.decode(x, skip_special_tokens=True), how["stop"])
                           for x in ids]
             if call == 0:
-                continue  # compiles
+                first_block[side] = dt
+                continue
             seconds[side] += dt
             for i, d in enumerate(docs[start:start + block]):
                 k, _ = queries.filter_queries(texts[i * ns:(i + 1) * ns], content_stems(document_text(d.title, d.text)),
@@ -101,7 +103,8 @@ def main(argv=None) -> None:
                "docs_per_call": args.docs_per_call[0] if len(args.docs_per_call) == 1 else args.docs_per_call,
                "shared_prefix_tokens": prefix_lengths, "mean_prompt_tokens": float(np.mean([len(p) for p in encoded])),
                "paths": {s: {"seconds": seconds[s], "seconds_per_doc": seconds[s] / timed_docs,
-                             "kept_queries": kept[s], "samples": timed_docs * ns} for s in seconds},
+                             "kept_queries": kept[s], "samples": timed_docs * ns,
+                             "first_block_seconds": first_block[s]} for s in seconds},
                "same_first_line_share": same,
                "speedup": seconds[name(*sides[0])] / seconds[name(*sides[-1])]}
     for p, r in results["paths"].items():
