@@ -12,15 +12,16 @@ first 128 words), B samples per document at temperature 1 (`--temperature`, `--t
 turns over the same block of documents (the largest documents per call; smaller ones run it in several calls), after
 one untimed compile block each (its seconds recorded as first_block_seconds), so load drifts reach all of them.
 `zerogr index` runs index.batch_size / B documents per call (32 rows: 8 documents at B = 4, `JaxTextGenerator.chat`).
-Reported per side: seconds per document and how many samples the query filters keep; the first lines kept agree
-between the paths except where float reassociation in the split prefill flips a draw (sides with different documents
-per call draw with other seeds). Writes experiments/results/<--name>.json.
+Reported per side: seconds per document, how many samples the query filters keep, and why they drop the others.
+The first lines kept agree between the paths except where float reassociation in the split prefill flips a draw
+(sides with different documents per call draw with other seeds). Writes experiments/results/<--name>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -69,6 +70,7 @@ def main(argv=None) -> None:
     examples = [q for _, q in prompt.examples]
     seconds = {name(*s): 0.0 for s in sides}
     kept = {name(*s): 0 for s in sides}
+    dropped = {name(*s): Counter() for s in sides}  # samples the query filters drop, per reason
     first_block = {}  # seconds of each side's untimed first block: its compiles and one block of generation
     firsts: dict[str, list[str]] = {name(*s): [] for s in sides}
     prefix_lengths = []
@@ -91,9 +93,10 @@ def main(argv=None) -> None:
                 continue
             seconds[side] += dt
             for i, d in enumerate(docs[start:start + block]):
-                k, _ = queries.filter_queries(texts[i * ns:(i + 1) * ns], content_stems(document_text(d.title, d.text)),
-                                              examples)
+                k, why = queries.filter_queries(texts[i * ns:(i + 1) * ns],
+                                                content_stems(document_text(d.title, d.text)), examples)
                 kept[side] += len(k)
+                dropped[side].update(why)
             firsts[side] += [queries.clean_completion(t) for t in texts]
             print(f"block {call} {side}: {dt:.1f} s", flush=True)
     timed_docs = len(docs) - block
@@ -103,7 +106,7 @@ def main(argv=None) -> None:
                "docs_per_call": args.docs_per_call[0] if len(args.docs_per_call) == 1 else args.docs_per_call,
                "shared_prefix_tokens": prefix_lengths, "mean_prompt_tokens": float(np.mean([len(p) for p in encoded])),
                "paths": {s: {"seconds": seconds[s], "seconds_per_doc": seconds[s] / timed_docs,
-                             "kept_queries": kept[s], "samples": timed_docs * ns,
+                             "kept_queries": kept[s], "samples": timed_docs * ns, "dropped": dict(dropped[s]),
                              "first_block_seconds": first_block[s]} for s in seconds},
                "same_first_line_share": same,
                "speedup": seconds[name(*sides[0])] / seconds[name(*sides[-1])]}
